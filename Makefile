@@ -1,0 +1,32 @@
+# Lectern: `make run` starts the product, `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export UV_PYTHON ?= 3.11
+
+.PHONY: install run test lint bench clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
+
+.venv/.installed: $(UV) uv.lock pyproject.toml */*/pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+services/auth/node_modules/.installed: services/auth/package-lock.json
+	cd services/auth && npm ci --no-audit --no-fund
+	@touch $@
+
+install: .venv/.installed $(if $(wildcard services/auth/package-lock.json),services/auth/node_modules/.installed)
+
+run: install ## start the whole product on 127.0.0.1:8080 (Ctrl-C stops it)
+	$(UV) run --frozen lectern run
+
+test: install ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run --frozen ruff check .
+
+clean:
+	rm -rf .venv .tools .lectern services/auth/node_modules

@@ -1,0 +1,1 @@
+"""Shared building blocks for Lectern's services (settings, logging, errors, health, HTTP, stores)."""

@@ -1,0 +1,36 @@
+"""Wires the shared pieces into a service's FastAPI app (the service keeps its own factory)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+
+from lectern_common.errors import install_error_handlers
+from lectern_common.health import Check, health_router
+from lectern_common.logging import configure_logging
+from lectern_common.middleware import RequestContextMiddleware
+from lectern_common.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def build_app(settings: ServiceSettings, *, title: str, lifespan: Lifespan,
+              checks: Callable[[Request], dict[str, Check]], version: str = "0.1.0") -> FastAPI:
+    configure_logging(service=settings.service_name, level=settings.log_level,
+                      json=settings.log_json)
+    app = FastAPI(title=title, version=version, lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router(service=settings.service_name, checks=checks))
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name,
+                       internal_token=settings.internal_token.get_secret_value())
+    return app
+
+
+async def no_state() -> AsyncIterator[None]:
+    yield None

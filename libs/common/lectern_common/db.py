@@ -1,0 +1,79 @@
+"""asyncpg pool per service, pinned to the service's own schema, and ordered SQL migrations
+applied at start-up under an advisory lock (two replicas starting together cannot race)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import asyncpg
+import orjson
+import structlog
+
+log = structlog.get_logger()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, schema="pg_catalog", format="text",
+                                  encoder=lambda v: orjson.dumps(v).decode(),
+                                  decoder=orjson.loads)
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10,
+                      extra_search_path: str = "") -> asyncpg.Pool:
+    search_path = f"{schema},{extra_search_path}" if extra_search_path else schema
+    async with _connect(dsn) as conn:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        command_timeout=30, server_settings={"search_path": search_path,
+                                             "application_name": f"lectern-{schema}"})
+
+
+class _connect:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self.conn = await asyncpg.connect(self.dsn, timeout=10)
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.conn.close()
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"lectern:migrate:{schema}".encode()).digest()[:8],
+                          "big", signed=True)
+
+
+async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]:
+    """Apply `folder/NNN_name.sql` files not yet recorded in `<schema>.schema_migrations`."""
+    files = sorted(p for p in folder.glob("*.sql"))
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+        try:
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            done = {r["name"] for r in await conn.fetch(
+                f'SELECT name FROM "{schema}".schema_migrations')}
+            for path in files:
+                if path.name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name)
+                applied_now.append(path.name)
+                log.info("db.migration_applied", schema=schema, migration=path.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    return applied_now
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")

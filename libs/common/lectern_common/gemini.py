@@ -1,0 +1,202 @@
+"""Gemini through google-genai: streaming with first-token and between-token timeouts, retries
+with backoff only before the first token, one-shot generation, and batched embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+log = structlog.get_logger()
+
+
+class LLMError(Exception):
+    """A model call that failed; `retryable` tells the client whether trying again may help."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.code, self.message, self.retryable = code, message, retryable
+
+
+@dataclass(frozen=True)
+class GeminiConfig:
+    api_key: str
+    model: str
+    base_url: str | None = None
+    first_token_timeout_s: float = 20.0
+    between_tokens_timeout_s: float = 20.0
+    request_timeout_s: float = 120.0
+    max_attempts: int = 3
+    backoff_base_s: float = 0.5
+    temperature: float = 0.2
+    max_output_tokens: int = 2048
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    attempts: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
+                "attempts": self.attempts}
+
+
+TRANSIENT = (genai_errors.APIError, asyncio.TimeoutError, TimeoutError, OSError, httpx.TransportError)
+
+
+def _network(exc: Exception) -> bool:
+    return isinstance(exc, OSError | httpx.TransportError) and not isinstance(exc, TimeoutError)
+
+
+def _retryable_status(exc: Exception) -> bool:
+    code = getattr(exc, "code", None)
+    return isinstance(exc, genai_errors.APIError) and (code == 429 or (code or 0) >= 500)
+
+
+def _describe(exc: Exception) -> tuple[str, str, bool]:
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "llm_timeout", "the language model did not answer in time", True
+    if isinstance(exc, genai_errors.APIError):
+        code = exc.code or 0
+        if code == 429:
+            return "llm_rate_limited", "the language model is busy, try again shortly", True
+        if code >= 500:
+            return "llm_unavailable", "the language model failed", True
+        return "llm_rejected", "the language model rejected the request", False
+    return "llm_error", "the language model call failed", True
+
+
+class Gemini:
+    """One client per process; cheap to share between requests."""
+
+    def __init__(self, config: GeminiConfig) -> None:
+        self.config = config
+        http = types.HttpOptions(base_url=config.base_url,
+                                 timeout=int(config.request_timeout_s * 1000))
+        self.client = genai.Client(api_key=config.api_key, http_options=http)
+
+    def _gen_config(self, system: str | None, max_tokens: int | None) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=system, temperature=self.config.temperature,
+            max_output_tokens=max_tokens or self.config.max_output_tokens)
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = self.config.backoff_base_s * 2 ** (attempt - 1)
+        await asyncio.sleep(delay * (0.5 + random.random() / 2))
+
+    async def stream(self, prompt: str | list[types.Content], *, system: str | None = None,
+                     usage: Usage | None = None, max_tokens: int | None = None
+                     ) -> AsyncIterator[str]:
+        """Yield text pieces as they arrive. Raises LLMError on failure; retries (with backoff)
+        only while nothing has been yielded yet, so a reader never sees text twice."""
+        usage = usage if usage is not None else Usage()
+        cfg = self._gen_config(system, max_tokens)
+        attempt = 0
+        while True:
+            attempt += 1
+            usage.attempts = attempt
+            yielded = False
+            stream = None
+            try:
+                stream = await asyncio.wait_for(
+                    self.client.aio.models.generate_content_stream(
+                        model=self.config.model, contents=prompt, config=cfg),
+                    self.config.first_token_timeout_s)
+                iterator = aiter(stream)
+                timeout = self.config.first_token_timeout_s
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(anext(iterator), timeout)
+                    except StopAsyncIteration:
+                        break
+                    timeout = self.config.between_tokens_timeout_s
+                    if chunk.usage_metadata:
+                        usage.prompt_tokens = chunk.usage_metadata.prompt_token_count or 0
+                        usage.output_tokens = chunk.usage_metadata.candidates_token_count or 0
+                    text = chunk.text if chunk.candidates else None
+                    if text:
+                        yielded = True
+                        yield text
+                return
+            except TRANSIENT as exc:
+                code, message, retryable = _describe(exc)
+                before_first = not yielded
+                log.warning("llm.stream_failed", code=code, attempt=attempt,
+                            before_first_token=before_first)
+                if before_first and retryable and attempt < self.config.max_attempts and (
+                        _retryable_status(exc) or _network(exc)):
+                    await self._backoff(attempt)
+                    continue
+                raise LLMError(code, message, retryable=retryable) from exc
+            finally:
+                # Free the HTTP connection when the reader leaves or the call fails.
+                if stream is not None and hasattr(stream, "aclose"):
+                    await stream.aclose()
+
+    async def generate(self, prompt: str | list[types.Content], *, system: str | None = None,
+                       usage: Usage | None = None, max_tokens: int | None = None) -> str:
+        """One-shot generation with the same retry policy (nothing is shown before it ends)."""
+        usage = usage if usage is not None else Usage()
+        cfg = self._gen_config(system, max_tokens)
+        attempt = 0
+        while True:
+            attempt += 1
+            usage.attempts = attempt
+            try:
+                response = await asyncio.wait_for(
+                    self.client.aio.models.generate_content(
+                        model=self.config.model, contents=prompt, config=cfg),
+                    self.config.request_timeout_s)
+                if response.usage_metadata:
+                    usage.prompt_tokens = response.usage_metadata.prompt_token_count or 0
+                    usage.output_tokens = response.usage_metadata.candidates_token_count or 0
+                text = response.text or ""
+                if not text.strip():
+                    raise LLMError("llm_empty", "the language model returned no text",
+                                   retryable=True)
+                return text
+            except TRANSIENT as exc:
+                code, message, retryable = _describe(exc)
+                log.warning("llm.generate_failed", code=code, attempt=attempt)
+                if retryable and attempt < self.config.max_attempts and (
+                        _retryable_status(exc) or _network(exc)):
+                    await self._backoff(attempt)
+                    continue
+                raise LLMError(code, message, retryable=retryable) from exc
+
+    async def embed(self, texts: list[str], *, model: str, dimension: int,
+                    task_type: str) -> list[list[float]]:
+        """Embed a batch (Gemini's batchEmbedContents), retrying 429/5xx with backoff."""
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                result = await self.client.aio.models.embed_content(
+                    model=model, contents=texts,
+                    config=types.EmbedContentConfig(task_type=task_type,
+                                                    output_dimensionality=dimension))
+                log.debug("llm.embedded", n=len(texts),
+                          ms=round((time.perf_counter() - started) * 1000))
+                return [list(e.values or []) for e in result.embeddings or []]
+            except TRANSIENT as exc:
+                if attempt < self.config.max_attempts + 2 and (
+                        _retryable_status(exc) or _network(exc)):
+                    await self._backoff(attempt)
+                    continue
+                code, message, retryable = _describe(exc)
+                raise LLMError(code, message, retryable=retryable) from exc
+
+    async def aclose(self) -> None:
+        await self.client.aio.aclose()

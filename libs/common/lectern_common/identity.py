@@ -1,0 +1,36 @@
+"""Who is asking: the reader id the gateway set (X-User-Id), as FastAPI dependencies.
+
+The header is trusted only because RequestContextMiddleware already refused every request
+that lacks the internal token, and the gateway strips any client-sent X-User-Id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from lectern_common.errors import ApiError
+
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def optional_reader(x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None
+                    ) -> str | None:
+    if x_user_id is None or x_user_id == "":
+        return None
+    if not _USER_ID.match(x_user_id):
+        raise ApiError(401, "unauthorized", "invalid identity")
+    return x_user_id
+
+
+def signed_in_reader(reader: Annotated[str | None, Depends(optional_reader)]) -> str:
+    if reader is None:
+        raise ApiError(401, "unauthorized", "sign in required",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return reader
+
+
+OptionalReader = Annotated[str | None, Depends(optional_reader)]
+Reader = Annotated[str, Depends(signed_in_reader)]

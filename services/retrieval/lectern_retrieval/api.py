@@ -1,0 +1,7 @@
+"""HTTP routes of the retrieval service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["retrieval"])

@@ -1,0 +1,67 @@
+"""The foundation through the real gateway: routing, health views, error envelope, request ids,
+the internal-token guard and metrics."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from lectern_dev.stack import Stack
+
+SERVICES = ("chat", "retrieval", "profile", "summary")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_health_and_ready_through_gateway(gateway: httpx.Client, service: str):
+    health = gateway.get(f"/api/{service}/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "service": service}
+    ready = gateway.get(f"/api/{service}/ready")
+    assert ready.status_code == 200, ready.text
+    deps = ready.json()["dependencies"]
+    assert deps["postgres"]["ok"] and deps["redis"]["ok"]
+    assert all(isinstance(d["latency_ms"], float) for d in deps.values())
+
+
+def test_gateway_admin_ping_and_metrics(stack: Stack):
+    admin = f"http://127.0.0.1:{stack.config.ports.admin}"
+    assert httpx.get(f"{admin}/ping").text == "OK"
+    assert "traefik_" in httpx.get(f"{admin}/metrics").text
+
+
+def test_internal_paths_are_not_routed(gateway: httpx.Client):
+    for path in ("/internal/auth/verify", "/internal/search", "/internal/chapters/x",
+                 "/api/chat/../internal/search", "/internal/profiles/u1"):
+        response = gateway.get(path)
+        assert response.status_code == 404, path
+
+
+def test_unknown_route_gets_error_envelope(gateway: httpx.Client):
+    response = gateway.get("/api/chat/no-such-route")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_request_id_is_propagated(gateway: httpx.Client):
+    rid = "test-request-id-12345"
+    response = gateway.get("/api/chat/no-such-route", headers={"X-Request-ID": rid})
+    assert response.headers["x-request-id"] == rid
+    assert response.json()["error"]["request_id"] == rid
+
+
+def test_direct_call_without_internal_token_is_refused(stack: Stack):
+    # Services are reachable only through the gateway or with the internal token.
+    for service in SERVICES:
+        url = stack.config.url(service)
+        assert httpx.get(f"{url}/health").status_code == 200
+        response = httpx.get(f"{url}/internal/anything", headers={"X-User-Id": "admin"})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_service_metrics_count_requests(stack: Stack, gateway: httpx.Client):
+    gateway.get("/api/chat/no-such-route")
+    text = httpx.get(f"{stack.config.url('chat')}/metrics").text
+    assert 'lectern_http_requests_total{method="GET",route="unmatched",service="chat",status="404"}' in text

@@ -1,0 +1,1 @@
+"""Developer tools: CLI, local stack supervisor, fake Gemini."""

