@@ -98,9 +98,3 @@ def fake_gemini(stack: Stack) -> Iterator[httpx.Client]:
         yield client
         client.post("/_fake/reset")
 
-
-def internal_headers(stack: Stack, user_id: str | None = None) -> dict[str, str]:
-    headers = {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]}
-    if user_id:
-        headers["x-user-id"] = user_id
-    return headers
