@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from lectern_common.app import build_app
 from lectern_common.http import InternalClient
 from lectern_common.stores import Stores, open_stores
+from lectern_chat import pages
 from lectern_chat.api import router
 from lectern_chat.settings import ChatSettings
 
@@ -50,4 +51,6 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
     app = build_app(settings, title="Lectern chat", lifespan=lifespan, checks=checks)
     app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files, name="static")
     return app
