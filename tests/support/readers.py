@@ -10,6 +10,8 @@ import httpx
 
 # The gateway rate-limits /api/auth/* per client address; tests all come from 127.0.0.1.
 RATE_LIMIT_WAIT_S = 30.0
+AUTH_COOKIE_SUFFIXES = ("better-auth.session_token", "better-auth.session_data",
+                        "better-auth.dont_remember")
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,18 @@ def auth_request(gateway: httpx.Client, method: str, path: str, **kwargs) -> htt
     deadline = time.monotonic() + RATE_LIMIT_WAIT_S
     while True:
         response = gateway.request(method, path, headers=headers, **kwargs)
+        forget_auth_cookies(gateway)
         if response.status_code != 429 or time.monotonic() > deadline:
             return response
         time.sleep(min(float(response.headers.get("retry-after", "1") or 1), 5.0))
+
+
+def forget_auth_cookies(gateway: httpx.Client) -> None:
+    """Drop the session cookie Better Auth just set: the client is shared by the whole test
+    session, and a leftover cookie would sign in every later "anonymous" request."""
+    for cookie in list(gateway.cookies.jar):
+        if cookie.name.endswith(AUTH_COOKIE_SUFFIXES):
+            gateway.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
 
 
 def sign_up(gateway: httpx.Client, *, email: str | None = None,
