@@ -80,8 +80,9 @@ def make_stack(session_dir: Path, database_url: str | None, redis_prefix: str
 
 @pytest.fixture(scope="session")
 def stack(make_stack: Callable[..., Stack]) -> Stack:
-    """The main test stack, with the fake Gemini as its language model."""
-    return make_stack("main", fake_gemini=True)
+    """The main test stack, with the fake Gemini as its language model. Retrieval embeds with
+    the local model, so errors queued on the fake Gemini reach the LLM call they are meant for."""
+    return make_stack("main", fake_gemini=True, extra_env={"EMBEDDINGS_PROVIDER": "local"})
 
 
 @pytest.fixture(scope="session")

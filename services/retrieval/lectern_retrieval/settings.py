@@ -1,17 +1,56 @@
-"""Retrieval service settings (own fields prefixed RETRIEVAL_)."""
+"""Retrieval service settings (own fields prefixed RETRIEVAL_; shared names without a prefix)."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from typing import Literal
 
-from lectern_common.settings import ServiceSettings
+from lectern_common.settings import ServiceSettings, is_weak_secret
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 
 class RetrievalSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="RETRIEVAL_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="RETRIEVAL_", extra="ignore",
+                                      populate_by_name=True)
 
     service_name: str = "retrieval"
     port: int = 8102
     qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
+    qdrant_api_key: SecretStr = Field(SecretStr(""), validation_alias="QDRANT_API_KEY")
     qdrant_path: str = Field(".lectern/data/qdrant", validation_alias="QDRANT_PATH")
+    collection: str = "lectern_chunks"
+
+    admin_token: SecretStr = Field(SecretStr(""), validation_alias="ADMIN_TOKEN")
+
+    # None: Gemini when GEMINI_API_KEY is set, else the local model.
+    embeddings_provider: Literal["local", "gemini"] | None = Field(
+        None, validation_alias="EMBEDDINGS_PROVIDER")
+    gemini_embedding_model: str = "gemini-embedding-001"
+    gemini_embedding_dimension: int = Field(768, ge=128, le=3072)
+    gemini_embedding_batch: int = Field(100, ge=1, le=100)
+    local_embedding_threads: int = Field(2, ge=1, le=16)
+    local_embedding_batch: int = Field(32, ge=1, le=256)
+
+    chunk_chars: int = Field(1200, ge=200, le=8000)
+    # Server-side folder ingestion is allowed only below these folders (comma-separated).
+    ingest_roots: str = ""
+    max_upload_files: int = Field(2000, ge=1)
+    max_file_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(40, ge=5, le=500)
+
+    @property
+    def provider(self) -> Literal["local", "gemini"]:
+        if self.embeddings_provider:
+            return self.embeddings_provider
+        return "gemini" if self.gemini_enabled else "local"
+
+    @model_validator(mode="after")
+    def _check_admin_token(self) -> RetrievalSettings:
+        if self.production and is_weak_secret(self.admin_token.get_secret_value()):
+            raise ValueError("production mode needs a strong ADMIN_TOKEN (32+ characters)")
+        if self.provider == "gemini" and not self.gemini_enabled:
+            raise ValueError("EMBEDDINGS_PROVIDER=gemini needs GEMINI_API_KEY")
+        return self

@@ -1,0 +1,53 @@
+"""The service's typed state and the FastAPI dependencies routes use (state, admin check)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from lectern_common.errors import ApiError
+from lectern_common.stores import Stores
+
+from lectern_retrieval.embeddings import Embedder
+from lectern_retrieval.ingest import Ingestor
+from lectern_retrieval.search import Searcher
+from lectern_retrieval.settings import RetrievalSettings
+from lectern_retrieval.vectors import VectorStore
+
+
+@dataclass
+class RetrievalState:
+    settings: RetrievalSettings
+    stores: Stores
+    embedder: Embedder
+    vectors: VectorStore
+    searcher: Searcher
+    ingestor: Ingestor
+    # Ingest tasks that outlive the request that started them (kept so they are not collected).
+    background: set[asyncio.Task] = field(default_factory=set)
+
+
+def retrieval_state(request: Request) -> RetrievalState:
+    return request.state.retrieval
+
+
+State = Annotated[RetrievalState, Depends(retrieval_state)]
+
+
+def require_admin(state: State,
+                  authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+                  ) -> None:
+    expected = state.settings.admin_token.get_secret_value()
+    if not expected:
+        raise ApiError(403, "forbidden", "the admin API is disabled (ADMIN_TOKEN is not set)")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                             expected.encode()):
+        raise ApiError(401, "unauthorized", "admin credential required",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+Admin = Depends(require_admin)

