@@ -9,12 +9,14 @@ import sys
 import threading
 from pathlib import Path
 
-from lectern_dev.stack import REPO_ROOT, Stack, StackConfig, StackError
+from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig, StackError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = StackConfig(
         data_dir=Path(args.data_dir).resolve(),
+        ports=Ports.random() if args.random_ports else Ports(),
+        redis_prefix=os.environ.get("REDIS_PREFIX", "lectern:"),
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
         gemini_api_key=os.environ.get("GEMINI_API_KEY", ""),
@@ -40,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 lectern is up ({mode}).
   reader page   {config.public_url}/
   API docs      {config.url('chat')}/docs (chat), {config.url('retrieval')}/docs (retrieval), ...
-  gateway admin http://127.0.0.1:{config.ports.admin}/dashboard/  (metrics: /metrics, ping: /ping)
+  gateway admin http://127.0.0.1:{config.ports.admin}/dashboard/  (/metrics, /ping)
   logs          {stack.logs}/
   data          {config.data_dir}
 Press Ctrl-C to stop.""", flush=True)
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where embedded stores, secrets and logs live (default: .lectern/)")
     run.add_argument("--fake-gemini", action="store_true",
                      help="start the fake Gemini server and point the services at it")
+    run.add_argument("--random-ports", action="store_true",
+                     help="pick free ports instead of 8080/8081/8101-8105 (for tests)")
     run.set_defaults(func=cmd_run)
     return parser
 

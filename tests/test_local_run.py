@@ -1,0 +1,85 @@
+"""`lectern run` (what `make run` starts) as a user runs it: up, reachable through the gateway,
+Ctrl-C stops every process it started, and a second run keeps the data of the first."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lectern_dev.stack import REPO_ROOT
+
+
+def processes_of(data_dir: Path) -> list[int]:
+    """Pids whose environment or command line names this run's data folder."""
+    marker = str(data_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes() or marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+class LocalRun:
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lectern_dev.cli", "run", "--random-ports",
+             "--data-dir", str(data_dir)],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.output = ""
+        deadline = time.monotonic() + 120
+        while "Press Ctrl-C" not in self.output:
+            line = self.proc.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                pytest.fail(f"lectern run exited:\n{self.output}")
+            self.output += line
+            assert time.monotonic() < deadline, self.output
+        self.gateway = re.search(r"reader page\s+(http://\S+)/", self.output).group(1)
+        self.admin = re.search(r"gateway admin\s+(http://127\.0\.0\.1:\d+)/", self.output).group(1)
+
+    def interrupt(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        rest, _ = self.proc.communicate(timeout=60)
+        return self.output + rest
+
+
+@pytest.fixture
+def run_env(database_url: str | None, redis_prefix: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    env["REDIS_PREFIX"] = redis_prefix + "run:"
+    return env
+
+
+def test_lectern_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path, run_env: dict):
+    data_dir = tmp_path / "lectern"
+    run = LocalRun(data_dir, run_env)
+    try:
+        with httpx.Client(base_url=run.gateway, timeout=10) as client:
+            for service in ("chat", "retrieval", "profile", "summary"):
+                assert client.get(f"/api/{service}/health").status_code == 200, service
+            assert client.post("/api/search", json={"query": "ros 2 nodes", "top_k": 3}
+                               ).status_code != 404
+            assert client.get("/").status_code == 200
+        assert httpx.get(f"{run.admin}/ping").text == "OK"
+        assert processes_of(data_dir), "the stack's processes should be found while it runs"
+    finally:
+        output = run.interrupt()
+    assert run.proc.returncode == 0, output
+    assert "lectern: stopped." in output
+    time.sleep(0.5)
+    assert processes_of(data_dir) == []
