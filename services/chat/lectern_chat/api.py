@@ -1,7 +1,217 @@
-"""HTTP routes of the chat service."""
+"""HTTP routes of the chat service: the answer stream and its resume, conversations, feedback,
+claiming a guest's conversations, and the internal clean-up route for the profile service."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+import orjson
+from asyncpg import Record
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from lectern_chat import owners, store
+from lectern_chat.orchestrator import Job
+from lectern_chat.owners import Owner
+from lectern_chat.schemas import (ClaimOut, ConversationList, ConversationOut,
+                                  ConversationSummary, DeletedOut, FeedbackIn, FeedbackOut,
+                                  MessageOut, StreamRequest)
+from lectern_chat.state import ChatState, State
+from lectern_chat.store import Turn
+from lectern_common.errors import ApiError, NotFound
+from lectern_common.identity import OptionalReader, Reader
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+GuestToken = Annotated[str | None, Header(alias="X-Guest-Token", include_in_schema=False)]
+
+
+async def current_owner(state: State, user_id: OptionalReader,
+                        guest_token: GuestToken = None) -> Owner | None:
+    return await owners.resolve(state.stores.pool, user_id=user_id, guest_token=guest_token)
+
+
+MaybeOwner = Annotated[Owner | None, Depends(current_owner)]
+
+
+async def owned_conversation(conversation_id: UUID, state: State,
+                             owner: MaybeOwner) -> Record:
+    """The conversation if this owner has it; 404 otherwise (never says whose it is). A guest
+    without a token owns nothing."""
+    found = owner and await store.get_conversation(state.stores.pool, conversation_id,
+                                                   owner.key)
+    if not found:
+        raise NotFound("conversation")
+    return found
+
+
+async def owned_answer(message_id: UUID, state: State, owner: MaybeOwner) -> Record:
+    found = owner and await store.owned_message(state.stores.pool, message_id, owner.key)
+    if not found or found["role"] != "assistant":
+        raise NotFound("message")
+    return found
+
+
+def last_event_id(last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+                  after: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> int:
+    """Where a resumed stream starts: the Last-Event-ID header, or `?after=` for clients that
+    cannot set headers; 0 replays everything."""
+    if last_event is None:
+        return after or 0
+    if not re.fullmatch(r"\d{1,7}", last_event.strip()):
+        raise ApiError(422, "validation_error", "Last-Event-ID must be an event id (a number)")
+    return int(last_event)
+
+
+def sse_stream(state: ChatState, message_id: UUID, *, after: int, listener: str | None = None,
+               guest_token: str | None = None) -> EventSourceResponse:
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for event in state.events.follow(message_id, after=after, listener=listener,
+                                               idle_s=state.settings.resume_idle_s):
+            data = event.data
+            if guest_token and event.name == "meta":
+                # The token is only ever in this one response: the replay log stays free of it.
+                data = {**data, "guest_token": guest_token}
+            yield ServerSentEvent(data=orjson.dumps(data).decode(), event=event.name,
+                                  id=str(event.id))
+
+    return EventSourceResponse(events(), headers=SSE_HEADERS, ping=15)
+
+
+@router.post("/stream", response_class=EventSourceResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
+                        ) -> EventSourceResponse:
+    """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
+    started = time.perf_counter()
+    pool = state.stores.pool
+    guest_token = None
+    history: list[tuple[str, str]] = []
+    if body.conversation_id is not None:
+        await owned_conversation(body.conversation_id, state, owner)
+        rows = await store.recent_history(pool, body.conversation_id,
+                                          state.settings.history_messages)
+        history = [(r["role"], r["content"]) for r in rows]
+    if owner is None:  # a guest's first question (a named conversation was refused above)
+        guest_token, owner = await owners.new_guest(pool)
+    if not await state.orchestrator.take_slot(owner):
+        raise ApiError(429, "too_many_streams",
+                       "too many answers streaming at once; wait for one to finish",
+                       headers={"Retry-After": "5"})
+    turn = Turn(conversation_id=body.conversation_id or uuid.uuid4(),
+                user_message_id=uuid.uuid4(), assistant_message_id=uuid.uuid4(),
+                owner=owner.key, message=body.message, mode=body.mode,
+                selected_text=body.selected_text, chapter_id=body.chapter_id)
+    try:
+        await store.start_turn(pool, turn, new_conversation=body.conversation_id is None,
+                               stale_after_s=state.settings.stream_max_s)
+    except store.ConversationBusy:
+        await state.orchestrator.release_slot(owner)
+        raise ApiError(409, "conversation_busy",
+                       "an answer in this conversation is still streaming") from None
+    except BaseException:
+        await state.orchestrator.release_slot(owner)
+        raise
+    # Count this request as a listener before the answer starts, so it is never "abandoned".
+    listener = uuid.uuid4().hex
+    await state.events.attach(turn.assistant_message_id, listener)
+    state.orchestrator.start(Job(turn=turn, owner=owner, question=body.message,
+                                 top_k=body.top_k, history=history, started=started))
+    return sse_stream(state, turn.assistant_message_id, after=0, listener=listener,
+                      guest_token=guest_token)
+
+
+@router.get("/messages/{message_id}/events", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def resume_answer(message_id: UUID, state: State,
+                        _: Annotated[Record, Depends(owned_answer)],
+                        after: Annotated[int, Depends(last_event_id)]) -> EventSourceResponse:
+    """The events of an answer after `Last-Event-ID`, live if it is still being written
+    (by any worker), from the replay log otherwise."""
+    if not await state.events.exists(message_id):
+        raise ApiError(410, "replay_expired",
+                       "this answer's events are no longer kept; read the conversation instead")
+    return sse_stream(state, message_id, after=after)
+
+
+@router.get("/conversations")
+async def list_conversations(state: State, owner: MaybeOwner,
+                             limit: Annotated[int, Query(ge=1, le=100)] = 50
+                             ) -> ConversationList:
+    """The owner's conversations, most recently active first."""
+    if owner is None:
+        return ConversationList(conversations=[])
+    rows = await store.list_conversations(state.stores.pool, owner.key, limit)
+    return ConversationList(conversations=[ConversationSummary(**dict(r)) for r in rows])
+
+
+def message_out(row) -> MessageOut:
+    data = dict(row)
+    data["timings_ms"] = data.pop("timings")
+    data["citations"] = list(data["citations"])
+    return MessageOut(**data)
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: UUID, state: State,
+                           conversation: Annotated[Record, Depends(owned_conversation)]
+                           ) -> ConversationOut:
+    rows = await store.conversation_messages(state.stores.pool, conversation_id)
+    return ConversationOut(**dict(conversation), messages=[message_out(r) for r in rows])
+
+
+@router.delete("/conversations/{conversation_id}", status_code=204)
+async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeOwner
+                              ) -> Response:
+    """Delete a conversation, its messages and their replay logs."""
+    message_ids = owner and await store.delete_conversation(state.stores.pool, conversation_id,
+                                                            owner.key)
+    if message_ids is None:
+        raise NotFound("conversation")
+    await state.events.forget(message_ids)
+    return Response(status_code=204)
+
+
+@router.post("/messages/{message_id}/feedback")
+async def give_feedback(message_id: UUID, body: FeedbackIn, state: State,
+                        _: Annotated[Record, Depends(owned_answer)]) -> FeedbackOut:
+    """Thumbs up or down on an answer (sending again replaces the earlier rating)."""
+    await store.set_feedback(state.stores.pool, message_id, rating=body.rating,
+                             comment=body.comment)
+    return FeedbackOut(message_id=message_id, rating=body.rating, comment=body.comment)
+
+
+@router.post("/conversations/claim")
+async def claim_conversations(state: State, reader: Reader,
+                              guest_token: Annotated[str, Header(alias="X-Guest-Token")]
+                              ) -> ClaimOut:
+    """A reader who just signed in takes over the conversations of their guest token; the
+    token then stops working, so nobody can claim them again."""
+    try:
+        token_hash = await owners.guest_token_hash(state.stores.pool, guest_token)
+    except ApiError:
+        raise NotFound("guest token") from None
+    claimed = await store.claim_guest(state.stores.pool, token_hash, user_id=reader,
+                                      owner=owners.reader_owner(reader).key,
+                                      guest_owner=owners.guest_owner(token_hash).key)
+    if claimed is None:
+        raise NotFound("guest token")
+    return ClaimOut(claimed=claimed)
+
+
+@internal_router.delete("/readers/{user_id}/conversations")
+async def delete_reader_conversations(
+        state: State,
+        user_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]) -> DeletedOut:
+    """Called by the profile service when a reader deletes their profile."""
+    owner = owners.reader_owner(user_id)
+    message_ids, deleted = await store.delete_owner_conversations(state.stores.pool, owner.key)
+    await state.events.forget(message_ids)
+    return DeletedOut(deleted=deleted)

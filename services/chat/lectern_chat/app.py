@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from starlette.middleware import Middleware
 
-from lectern_common.app import build_app
-from lectern_common.http import InternalClient
-from lectern_common.stores import Stores, open_stores
 from lectern_chat import pages
-from lectern_chat.api import router
+from lectern_chat.api import internal_router, router
+from lectern_chat.events import EventLog
+from lectern_chat.limits import BodyLimitMiddleware
+from lectern_chat.orchestrator import Orchestrator
 from lectern_chat.settings import ChatSettings
+from lectern_chat.state import ChatState
+from lectern_common.app import build_app
+from lectern_common.gemini import Gemini, GeminiConfig
+from lectern_common.http import InternalClient
+from lectern_common.stores import open_stores
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@dataclass
-class ChatState:
-    settings: ChatSettings
-    stores: Stores
-    retrieval: InternalClient
-    profile: InternalClient
+def gemini_client(settings: ChatSettings) -> Gemini | None:
+    """The model client, or None without an API key (the extractive answerer is used)."""
+    if not settings.gemini_enabled:
+        return None
+    return Gemini(GeminiConfig(
+        api_key=settings.gemini_api_key.get_secret_value(), model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        first_token_timeout_s=settings.first_token_timeout_s,
+        between_tokens_timeout_s=settings.between_tokens_timeout_s,
+        max_attempts=settings.llm_max_attempts, backoff_base_s=settings.llm_backoff_base_s,
+        max_output_tokens=settings.max_output_tokens))
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
@@ -35,12 +45,20 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         async with open_stores(settings, schema="chat", migrations=MIGRATIONS) as stores:
             retrieval = InternalClient(name="retrieval", base_url=settings.retrieval_url,
-                                       token=token, timeout_s=settings.http_timeout_s)
+                                       token=token, timeout_s=settings.retrieval_timeout_s)
             profile = InternalClient(name="profile", base_url=settings.profile_url,
-                                     token=token, timeout_s=settings.http_timeout_s)
+                                     token=token, timeout_s=settings.profile_timeout_s)
+            gemini = gemini_client(settings)
+            events = EventLog(stores.redis, stores.keys, ttl_s=settings.replay_ttl_s)
+            orchestrator = Orchestrator(settings=settings, stores=stores, events=events,
+                                        retrieval=retrieval, profile=profile, gemini=gemini)
             try:
-                yield {"chat": ChatState(settings, stores, retrieval, profile)}
+                yield {"chat": ChatState(settings, stores, retrieval, profile, gemini, events,
+                                         orchestrator)}
             finally:
+                await orchestrator.aclose()
+                if gemini is not None:
+                    await gemini.aclose()
                 await retrieval.aclose()
                 await profile.aclose()
 
@@ -50,7 +68,10 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
                 "profile": state.profile.ping}
 
     app = build_app(settings, title="Lectern chat", lifespan=lifespan, checks=checks)
+    # Innermost, so a refused body still gets the request id and the internal-token check.
+    app.user_middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
     app.include_router(router)
+    app.include_router(internal_router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
     return app

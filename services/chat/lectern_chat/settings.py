@@ -15,3 +15,34 @@ class ChatSettings(ServiceSettings):
     port: int = 8101
     retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
     profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
+
+    # The model stream: give up when the first piece or the next piece takes longer than this.
+    first_token_timeout_s: float = 20.0
+    between_tokens_timeout_s: float = 20.0
+    llm_max_attempts: int = 3
+    llm_backoff_base_s: float = 0.5
+    max_output_tokens: int = 2048
+    # Rewriting a follow-up must not hold the answer up: past this, the raw question is used.
+    rewrite_timeout_s: float = 4.0
+    retrieval_timeout_s: float = 10.0
+    profile_timeout_s: float = 2.0
+
+    history_messages: int = 6
+    history_chars: int = 2000
+    snippet_chars: int = 300
+
+    # Replay log of each answer's events in Redis (for Last-Event-ID resume).
+    replay_ttl_s: int = 3600
+    # A reader who left may come back (Last-Event-ID) within this long before generation stops.
+    detach_grace_s: float = 5.0
+    # A resumed stream gives up when the log stays silent this long (the producer died).
+    resume_idle_s: float = 60.0
+    # An answer still marked streaming after this long is treated as dead (worker crash).
+    stream_max_s: int = 600
+    max_open_streams: int = 3
+    max_body_bytes: int = 131072
+
+    # The extractive answerer (no API key) says the book does not cover a question when the
+    # best retrieval score is below this or no passage shares a content word with it.
+    extractive_min_score: float = 0.0
+    extractive_max_sentences: int = 4

@@ -1,0 +1,135 @@
+"""Each answer's events in a Redis stream, so any worker can replay them after Last-Event-ID,
+and the set of readers listening to an answer, so generation stops when all of them have left.
+
+Event ids are small integers per message (1, 2, 3, ...) stored as Redis stream ids `0-<n>`,
+so "the events after Last-Event-ID n" is exactly `XREAD ... 0-<n>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from uuid import UUID
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from lectern_common.redis import Keys
+
+log = structlog.get_logger()
+
+TERMINAL = frozenset({"done", "error"})
+# Reading blocks at most this long so a listener can refresh its heartbeat in between; it
+# stays under the Redis client's socket timeout (5 s).
+BLOCK_MS = 1000
+HEARTBEAT_S = 1.0
+LISTENER_TTL_S = 3.0
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    name: str
+    data: dict
+
+    @property
+    def terminal(self) -> bool:
+        return self.name in TERMINAL
+
+
+class EventLog:
+    """Append, replay and follow the events of one answer; track who is listening."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int) -> None:
+        self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
+        # Clean-ups scheduled from cancelled requests (they cannot await any more).
+        self._pending: set[asyncio.Task] = set()
+
+    def _events_key(self, message_id: UUID) -> str:
+        return self.keys("chat", "events", str(message_id))
+
+    def _listeners_key(self, message_id: UUID) -> str:
+        return self.keys("chat", "listeners", str(message_id))
+
+    async def append(self, message_id: UUID, event: Event) -> None:
+        key = self._events_key(message_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"event": event.name, "data": orjson.dumps(event.data)},
+                      id=f"0-{event.id}")
+            pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
+    async def exists(self, message_id: UUID) -> bool:
+        return bool(await self.redis.exists(self._events_key(message_id)))
+
+    async def read_after(self, message_id: UUID, after: int, *,
+                         block_ms: int = BLOCK_MS) -> list[Event]:
+        key = self._events_key(message_id)
+        reply = await self.redis.xread({key: f"0-{after}"}, count=200, block=block_ms)
+        events = []
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(Event(id=int(entry_id.split(b"-")[1]),
+                                    name=fields[b"event"].decode(),
+                                    data=orjson.loads(fields[b"data"])))
+        return events
+
+    async def attach(self, message_id: UUID, listener: str) -> None:
+        key = self._listeners_key(message_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {listener: time.time() + LISTENER_TTL_S})
+            pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
+    async def detach(self, message_id: UUID, listener: str) -> None:
+        await self.redis.zrem(self._listeners_key(message_id), listener)
+
+    def detach_later(self, message_id: UUID, listener: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.detach(message_id, listener))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def listeners(self, message_id: UUID) -> int:
+        return int(await self.redis.zcount(self._listeners_key(message_id), time.time(), "+inf"))
+
+    async def forget(self, message_ids: list[UUID]) -> None:
+        keys = [k for m in message_ids
+                for k in (self._events_key(m), self._listeners_key(m))]
+        if keys:
+            await self.redis.delete(*keys)
+
+    async def follow(self, message_id: UUID, *, after: int, listener: str | None = None,
+                     idle_s: float) -> AsyncIterator[Event]:
+        """Yield the events after `after` as they are appended, until a terminal one. While
+        following, keep a heartbeat in the listener set. If the log stays silent for `idle_s`
+        (the worker producing it died), end with a `stream_lost` error."""
+        listener = listener or uuid.uuid4().hex
+        await self.attach(message_id, listener)
+        beat = idle_since = time.monotonic()
+        try:
+            while True:
+                events = await self.read_after(message_id, after)
+                now = time.monotonic()
+                if now - beat >= HEARTBEAT_S:
+                    await self.attach(message_id, listener)
+                    beat = now
+                if not events:
+                    if now - idle_since > idle_s:
+                        log.warning("chat.stream_lost", message_id=str(message_id), after=after)
+                        yield Event(after + 1, "error", {
+                            "code": "stream_lost", "retryable": True,
+                            "message": "the answer stopped arriving; ask again"})
+                        return
+                    continue
+                idle_since = now
+                for event in events:
+                    yield event
+                    after = event.id
+                    if event.terminal:
+                        return
+        finally:
+            self.detach_later(message_id, listener)

@@ -1,0 +1,59 @@
+"""Chat test fixtures: a stack of our own with the fake Gemini, short model timeouts (so stall
+tests end quickly) and the gateway's stream rate limit raised (every test streams from one
+address); the sample book ingested once; a client on the gateway and one on the fake."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from lectern_dev.stack import Stack
+from tests.support.book import ingest_book
+
+FIRST_TOKEN_TIMEOUT_S = 3.0
+BETWEEN_TOKENS_TIMEOUT_S = 2.0
+DETACH_GRACE_S = 2.0
+OPEN_STREAMS = 3
+
+CHAT_ENV = {
+    # Queries are embedded locally, so failures queued on the fake reach the model call.
+    "EMBEDDINGS_PROVIDER": "local",
+    "RATE_STREAM_PER_MIN": "100000",
+    "RATE_STREAM_BURST": "10000",
+    "RATE_API_PER_S": "10000",
+    "RATE_API_BURST": "10000",
+    "CHAT_FIRST_TOKEN_TIMEOUT_S": str(FIRST_TOKEN_TIMEOUT_S),
+    "CHAT_BETWEEN_TOKENS_TIMEOUT_S": str(BETWEEN_TOKENS_TIMEOUT_S),
+    "CHAT_DETACH_GRACE_S": str(DETACH_GRACE_S),
+    "CHAT_LLM_BACKOFF_BASE_S": "0.05",
+    "CHAT_MAX_OPEN_STREAMS": str(OPEN_STREAMS),
+}
+
+
+@pytest.fixture(scope="session")
+def chat_stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack("chat", fake_gemini=True, extra_env=CHAT_ENV)
+
+
+@pytest.fixture(scope="session")
+def book(chat_stack: Stack) -> dict:
+    """The sample book, ingested once into the chat stack (its ingest summary)."""
+    return ingest_book(chat_stack)
+
+
+@pytest.fixture(scope="session")
+def chat(chat_stack: Stack) -> Iterator[httpx.Client]:
+    """A client on the chat stack's gateway."""
+    with httpx.Client(base_url=chat_stack.gateway_url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def fake(chat_stack: Stack) -> Iterator[httpx.Client]:
+    """The chat stack's fake Gemini, reset around each test."""
+    with httpx.Client(base_url=chat_stack.config.url("fake_gemini"), timeout=10.0) as client:
+        client.post("/_fake/reset")
+        yield client
+        client.post("/_fake/reset")

@@ -1,0 +1,204 @@
+"""The answer stream through the gateway, with the real google-genai client against the fake
+Gemini: event order, sources, citations, storage, follow-ups, selection mode and failures."""
+
+from __future__ import annotations
+
+
+import httpx
+import pytest
+
+from tests.chat.conftest import BETWEEN_TOKENS_TIMEOUT_S, FIRST_TOKEN_TIMEOUT_S
+from tests.chat.sse import Answer, ask
+
+QUESTION = "What does an IMU measure on a walking humanoid?"
+SOURCE_FIELDS = {"n", "chapter_id", "title", "section", "url", "source_path", "score", "snippet"}
+
+
+def guest(answer: Answer) -> dict[str, str]:
+    return {"x-guest-token": answer.meta["guest_token"]}
+
+
+def stored_answer(client: httpx.Client, answer: Answer, headers: dict) -> dict:
+    meta = answer.meta
+    response = client.get(f"/api/chat/conversations/{meta['conversation_id']}", headers=headers)
+    assert response.status_code == 200, response.text
+    messages = {m["id"]: m for m in response.json()["messages"]}
+    return messages[meta["message_id"]]
+
+
+def stream_prompts(fake: httpx.Client) -> list[str]:
+    requests = fake.get("/_fake/requests", params={"kind": "streamGenerateContent"}).json()
+    return [r["prompt"] for r in requests["requests"]]
+
+
+def test_events_arrive_in_order_with_sources_before_the_first_token(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    answer = ask(chat, {"message": QUESTION}, headers={"accept-encoding": "gzip"})
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    assert answer.headers["cache-control"] == "no-cache"
+    assert answer.headers["x-accel-buffering"] == "no"
+    assert "content-encoding" not in answer.headers  # never compressed
+
+    names = [e.event for e in answer.events]
+    assert names[:2] == ["meta", "sources"]
+    assert names[-1] == "done"
+    assert set(names[2:-1]) == {"token"} and len(names) > 3
+    assert [e.id for e in answer.events] == list(range(1, len(names) + 1))
+
+    meta = answer.meta
+    assert meta["mode"] == "book"
+    assert len(meta["guest_token"]) >= 40
+    sources = answer.one("sources")["sources"]
+    assert sources and all(set(s) == SOURCE_FIELDS for s in sources)
+    assert [s["n"] for s in sources] == list(range(1, len(sources) + 1))
+    assert any(s["chapter_id"] == "book--05-sensors" for s in sources)
+
+    done = answer.one("done")
+    assert done["message_id"] == meta["message_id"]
+    assert done["finish_reason"] == "stop"
+    assert done["usage"]["output_tokens"] > 0
+    timings = done["timings_ms"]
+    assert 0 <= timings["retrieval"] <= timings["first_token"] <= timings["total"]
+    # The model was given the numbered sources and the question.
+    prompt = stream_prompts(fake)[-1]
+    assert "[1] " in prompt and QUESTION in prompt and sources[0]["title"] in prompt
+
+
+def test_the_answer_is_stored_with_its_conversation(chat: httpx.Client, fake: httpx.Client,
+                                                    book: dict):
+    answer = ask(chat, {"message": QUESTION})
+    headers = guest(answer)
+    listing = chat.get("/api/chat/conversations", headers=headers).json()["conversations"]
+    assert [c["id"] for c in listing] == [answer.meta["conversation_id"]]
+    assert listing[0]["title"] == QUESTION and listing[0]["message_count"] == 2
+
+    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
+                            headers=headers).json()
+    question, reply = conversation["messages"]
+    assert (question["role"], question["content"]) == ("user", QUESTION)
+    assert reply["role"] == "assistant" and reply["status"] == "complete"
+    assert reply["content"] == answer.text
+    assert reply["sources"] == answer.one("sources")["sources"]
+    assert reply["citations"] == answer.one("done")["citations"]
+    assert reply["timings_ms"] == answer.one("done")["timings_ms"]
+    assert reply["model"] == answer.one("done")["model"]
+    assert reply["query"] == QUESTION
+
+
+def test_citations_point_at_real_sources(chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post("/_fake/config", json={"default_reply": (
+        "An IMU measures angular velocity and acceleration [2]. It tells the balance "
+        "controller which way is down [1][2]. Robots dream of sheep [9].")})
+    answer = ask(chat, {"message": QUESTION})
+    sources = answer.one("sources")["sources"]
+    assert len(sources) >= 2
+    # [9] matches no source: it is not reported as a citation.
+    assert answer.one("done")["citations"] == [2, 1]
+    assert stored_answer(chat, answer, guest(answer))["citations"] == [2, 1]
+
+
+def test_a_question_the_book_does_not_cover_is_answered_as_such(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    ask(chat, {"message": "What is the best recipe for sourdough bread?"})
+    prompt = stream_prompts(fake)[-1]
+    # The instructions tell the model to say so instead of inventing an answer.
+    assert "the book does not cover it" in prompt
+    assert "never invent" in prompt
+
+
+def test_follow_up_is_rewritten_with_the_history(chat: httpx.Client, fake: httpx.Client,
+                                                 book: dict):
+    first = ask(chat, {"message": "How does Gazebo simulate a lidar?"})
+    headers = guest(first)
+    rewritten = "Gazebo lidar sensor noise model"
+    fake.post("/_fake/config", json={"replies": [
+        {"contains": "Stand-alone query", "reply": rewritten}]})
+    follow = ask(chat, {"message": "And how noisy is it?",
+                        "conversation_id": first.meta["conversation_id"]}, headers=headers)
+    assert follow.last.event == "done"
+    assert "guest_token" not in follow.meta  # the guest already has it
+
+    rewrites = fake.get("/_fake/requests", params={"kind": "generateContent"}).json()["requests"]
+    assert len(rewrites) == 1
+    assert "How does Gazebo simulate a lidar?" in rewrites[0]["prompt"]
+    assert first.text.strip()[:60] in rewrites[0]["prompt"]
+    assert "And how noisy is it?" in rewrites[0]["prompt"]
+    # The answer prompt carries the history as earlier turns, and the stored answer records
+    # the query that was searched.
+    assert first.text.strip()[:60] in stream_prompts(fake)[-1]
+    assert stored_answer(chat, follow, headers)["query"] == rewritten
+
+
+def test_follow_up_uses_the_question_when_rewriting_fails(chat: httpx.Client,
+                                                          fake: httpx.Client, book: dict):
+    first = ask(chat, {"message": "How does Gazebo simulate a lidar?"})
+    headers = guest(first)
+    fake.post("/_fake/config", json={"fail_next": [400]})  # the rewrite call is refused
+    follow = ask(chat, {"message": "And a depth camera?",
+                        "conversation_id": first.meta["conversation_id"]}, headers=headers)
+    assert follow.last.event == "done"
+    assert stored_answer(chat, follow, headers)["query"] == "And a depth camera?"
+
+
+def test_selection_mode_sends_the_selected_passage(chat: httpx.Client, fake: httpx.Client,
+                                                   book: dict):
+    passage = ("Accelerometers are noisy but do not drift; gyroscopes are smooth but drift "
+               "over time.")
+    answer = ask(chat, {"message": "Why combine them?", "selected_text": passage})
+    assert answer.meta["mode"] == "selection"
+    assert answer.last.event == "done"
+    prompt = stream_prompts(fake)[-1]
+    assert passage in prompt and "selected a passage" in prompt
+    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
+                            headers=guest(answer)).json()
+    question, reply = conversation["messages"]
+    assert question["selected_text"] == passage
+    assert question["mode"] == reply["mode"] == "selection"
+
+
+def test_chapter_filter_limits_the_sources(chat: httpx.Client, fake: httpx.Client, book: dict):
+    answer = ask(chat, {"message": "How is data published?", "chapter_id": "book--05-sensors",
+                        "top_k": 2})
+    sources = answer.one("sources")["sources"]
+    assert 1 <= len(sources) <= 2
+    assert {s["chapter_id"] for s in sources} == {"book--05-sensors"}
+
+
+def test_rate_limited_model_is_retried_before_the_first_token(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post("/_fake/config", json={"fail_next": [429]})
+    answer = ask(chat, {"message": QUESTION})
+    assert answer.last.event == "done"
+    assert answer.named("error") == []
+    assert len(stream_prompts(fake)) == 2
+    assert answer.one("done")["usage"]["attempts"] == 2
+
+
+def test_model_failure_after_tokens_ends_with_an_error_event(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post("/_fake/config", json={"fail_after_chunks": 2, "words_per_chunk": 2})
+    answer = ask(chat, {"message": QUESTION})
+    assert [e.event for e in answer.events][-4:] == ["sources", "token", "token", "error"]
+    error = answer.one("error")
+    assert error["code"] == "llm_unavailable" and error["retryable"] is True
+    assert len(stream_prompts(fake)) == 1  # text was sent: never retried
+    stored = stored_answer(chat, answer, guest(answer))
+    assert stored["status"] == "failed"
+    assert stored["content"] == answer.text and stored["error"]["code"] == "llm_unavailable"
+
+
+@pytest.mark.parametrize("stall_after, timeout", [
+    (1, BETWEEN_TOKENS_TIMEOUT_S), (0, FIRST_TOKEN_TIMEOUT_S)])
+def test_a_stalled_model_ends_with_an_error_within_the_timeout(
+        chat: httpx.Client, fake: httpx.Client, book: dict, stall_after: int, timeout: float):
+    fake.post("/_fake/config", json={"stall_after_chunks": stall_after})
+    answer = ask(chat, {"message": QUESTION})
+    assert [e.event for e in answer.events][-2:] == ["token" if stall_after else "sources",
+                                                     "error"]
+    error = answer.one("error")
+    assert error["code"] == "llm_timeout" and error["retryable"] is True
+    assert len(answer.named("token")) == stall_after
+    # The configured timeout, not a hang (the slack covers a busy test machine).
+    assert timeout - 0.5 <= answer.gap_before_last() < timeout + 5
+    assert stored_answer(chat, answer, guest(answer))["status"] == "failed"
