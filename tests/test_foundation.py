@@ -65,3 +65,19 @@ def test_service_metrics_count_requests(stack: Stack, gateway: httpx.Client):
     gateway.get("/api/chat/no-such-route")
     text = httpx.get(f"{stack.config.url('chat')}/metrics").text
     assert 'lectern_http_requests_total{method="GET",route="unmatched",service="chat",status="404"}' in text
+
+
+def test_bad_json_body_gets_error_envelope(gateway: httpx.Client):
+    response = gateway.post("/api/search", content=b'{"query": "nodes", ',
+                            headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert "Traceback" not in response.text
+
+
+def test_validation_error_names_the_field(gateway: httpx.Client):
+    response = gateway.post("/api/search", json={"query": "nodes", "top_k": "many"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["field"] for d in error["details"]] == ["top_k"]

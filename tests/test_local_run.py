@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lectern_dev.stack import REPO_ROOT
+from lectern_dev.stack import REPO_ROOT, load_secrets
 
 
 def processes_of(data_dir: Path) -> list[int]:
@@ -83,3 +83,31 @@ def test_lectern_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path, run_e
     assert "lectern: stopped." in output
     time.sleep(0.5)
     assert processes_of(data_dir) == []
+
+
+def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Path):
+    """No DATABASE_URL/REDIS_URL: the run starts embedded PostgreSQL and Redis in its data
+    folder, and what was ingested in one run is still searchable in the next."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    data_dir = tmp_path / "lectern"
+    note = b"# Persistence note\n\nThe quokkabot remembers every wrench it ever touched.\n"
+    first = LocalRun(data_dir, env)
+    try:
+        admin = {"authorization": f"Bearer {load_secrets(data_dir)['ADMIN_TOKEN']}"}
+        response = httpx.post(f"{first.gateway}/api/admin/ingest", headers=admin, timeout=60,
+                              data={"source": "persist"},
+                              files=[("files", ("note.md", note, "text/markdown"))])
+        assert response.status_code == 200, response.text
+    finally:
+        assert first.interrupt() and first.proc.returncode == 0
+    assert processes_of(data_dir) == []
+
+    second = LocalRun(data_dir, env)
+    try:
+        response = httpx.post(f"{second.gateway}/api/search", timeout=10,
+                              json={"query": "quokkabot wrench", "top_k": 3})
+        assert response.status_code == 200, response.text
+        top = response.json()["results"][0]
+        assert top["source_path"] == "note.md" and "quokkabot" in top["text"]
+    finally:
+        assert second.interrupt() and second.proc.returncode == 0
