@@ -1,12 +1,26 @@
-"""HTTP routes of the profile service."""
+"""HTTP routes of the profile service: forwardAuth verification and reader profiles."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from lectern_common.context import current_request_id
+from lectern_common.errors import NotFound
+from lectern_common.http import ServiceUnavailable
+from lectern_common.identity import Reader
+from lectern_profile import profiles, store
+from lectern_profile.schemas import Profile, ProfileDeleted, ProfileOptions, ProfileUpdate
+from lectern_profile.state import State
+from lectern_profile.verification import InvalidCredential
+
+log = structlog.get_logger()
 
 router = APIRouter(tags=["profile"])
+
+UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
 def client_address(request: Request) -> str:
@@ -16,9 +30,59 @@ def client_address(request: Request) -> str:
 
 
 @router.get("/internal/auth/verify", include_in_schema=False)
-async def verify(request: Request) -> Response:
+async def verify(request: Request, state: State,
+                 authorization: Annotated[str | None, Header()] = None) -> Response:
     """forwardAuth target: 200 (+X-User-Id when signed in), 401 for a bad credential.
     Also hands the gateway the request id and the rate-limit key for this request."""
+    try:
+        reader = await state.verifier.reader_for(authorization=authorization,
+                                                 cookies=request.cookies)
+    except InvalidCredential as exc:
+        log.info("auth.rejected", reason=exc.reason)
+        raise
     headers = {"X-Request-Id": current_request_id() or "",
-               "X-Rate-Key": f"ip:{client_address(request)}"}
+               "X-Rate-Key": reader or f"ip:{client_address(request)}"}
+    if reader:
+        headers["X-User-Id"] = reader
     return Response(status_code=200, headers=headers)
+
+
+@router.get("/api/profile/options")
+async def options() -> ProfileOptions:
+    """The allowed values of each profile field (public)."""
+    return ProfileOptions()
+
+
+@router.get("/api/profile/me")
+async def read_my_profile(reader: Reader, state: State) -> Profile:
+    record = await store.get(state.stores.pool, reader)
+    if record is None:
+        raise NotFound("profile")
+    return profiles.to_profile(record)
+
+
+@router.put("/api/profile/me")
+async def update_my_profile(update: ProfileUpdate, reader: Reader, state: State) -> Profile:
+    """Create or change the profile: fields left out keep their value, null clears one."""
+    record = await store.upsert(state.stores.pool, reader, update.changes())
+    log.info("profile.saved", fields=sorted(update.changes()))
+    return profiles.to_profile(record)
+
+
+@router.delete("/api/profile/me")
+async def delete_my_profile(reader: Reader, state: State) -> ProfileDeleted:
+    """Delete the profile and the reader's conversations."""
+    try:
+        return await profiles.delete_reader(pool=state.stores.pool, chat=state.chat,
+                                            user_id=reader)
+    except ServiceUnavailable as exc:
+        raise profiles.ConversationsNotDeleted from exc
+
+
+@router.get("/internal/profiles/{user_id}", include_in_schema=False)
+async def internal_profile(user_id: UserId, state: State) -> Profile:
+    """A reader's profile for the other services (404 when the reader has none)."""
+    record = await store.get(state.stores.pool, user_id)
+    if record is None:
+        raise NotFound("profile")
+    return profiles.to_profile(record)

@@ -1,0 +1,66 @@
+"""Request and response models of the profile service (the field values of DESIGN.md "Profiles")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Level = Literal["none", "beginner", "intermediate", "advanced"]
+HardwareAccess = Literal["simulation_only", "gpu_workstation", "jetson", "physical_robot"]
+OperatingSystem = Literal["linux", "windows", "macos"]
+AnswerDepth = Literal["brief", "standard", "detailed"]
+GOALS_MAX_CHARS = 500
+
+FIELDS = ("python_level", "cpp_level", "ai_ml_level", "ros2_level", "hardware_access",
+          "operating_system", "answer_depth", "goals")
+LEVEL_FIELDS = ("python_level", "cpp_level", "ai_ml_level", "ros2_level")
+
+
+class ProfileUpdate(BaseModel):
+    """PUT body: every field optional; a field left out keeps its value, null clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    python_level: Level | None = None
+    cpp_level: Level | None = None
+    ai_ml_level: Level | None = None
+    ros2_level: Level | None = None
+    hardware_access: HardwareAccess | None = None
+    operating_system: OperatingSystem | None = None
+    answer_depth: AnswerDepth | None = None
+    goals: str | None = Field(None, max_length=GOALS_MAX_CHARS)
+
+    def changes(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in FIELDS if name in self.model_fields_set}
+
+
+class Profile(BaseModel):
+    user_id: str
+    python_level: Level | None
+    cpp_level: Level | None
+    ai_ml_level: Level | None
+    ros2_level: Level | None
+    hardware_access: HardwareAccess | None
+    operating_system: OperatingSystem | None
+    answer_depth: AnswerDepth | None
+    goals: str | None
+    segment: str = Field(description="audience segment: <experience>-<hardware_access>")
+    updated_at: datetime
+
+
+class ProfileDeleted(BaseModel):
+    profile_deleted: bool
+    conversations_deleted: int
+
+
+class ProfileOptions(BaseModel):
+    python_level: list[str] = list(get_args(Level))
+    cpp_level: list[str] = list(get_args(Level))
+    ai_ml_level: list[str] = list(get_args(Level))
+    ros2_level: list[str] = list(get_args(Level))
+    hardware_access: list[str] = list(get_args(HardwareAccess))
+    operating_system: list[str] = list(get_args(OperatingSystem))
+    answer_depth: list[str] = list(get_args(AnswerDepth))
+    goals_max_chars: int = GOALS_MAX_CHARS
