@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from lectern_common.gemini import GeminiConfig
 from lectern_common.settings import ServiceSettings
 
 
@@ -15,3 +16,35 @@ class SummarySettings(ServiceSettings):
     port: int = 8104
     retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
     profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
+
+    # Model calls: a stalled model must never hold a request (or the single-flight lock) forever.
+    gemini_first_token_timeout_s: float = 30.0
+    gemini_between_tokens_timeout_s: float = 30.0
+    gemini_request_timeout_s: float = 120.0
+    gemini_max_attempts: int = 3
+    summary_max_output_tokens: int = 1024
+    chapter_max_output_tokens: int = 8192
+
+    # Input budget per model call (characters, ~4 per token). Longer chapters are processed in
+    # parts: summaries map-reduce over the parts, rewrites and translations go part by part.
+    input_budget_chars: int = 60_000
+    # Code blocks are shown to the model for context only (it writes markers that are replaced by
+    # the original code afterwards), so a long listing is cut in the prompt.
+    code_preview_chars: int = 1_500
+
+    # Single flight: the generating replica holds a Redis lock (refreshed while it works);
+    # others wait for the stored row at most `wait_timeout_s`.
+    lock_ttl_s: float = 30.0
+    wait_timeout_s: float = 150.0
+    wait_poll_s: float = 0.05
+    failure_memory_s: float = 30.0
+
+    def gemini_config(self) -> GeminiConfig:
+        return GeminiConfig(
+            api_key=self.gemini_api_key.get_secret_value(), model=self.gemini_model,
+            base_url=self.gemini_base_url,
+            first_token_timeout_s=self.gemini_first_token_timeout_s,
+            between_tokens_timeout_s=self.gemini_between_tokens_timeout_s,
+            request_timeout_s=self.gemini_request_timeout_s,
+            max_attempts=self.gemini_max_attempts,
+            max_output_tokens=self.chapter_max_output_tokens)

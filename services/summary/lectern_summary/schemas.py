@@ -1,0 +1,64 @@
+"""Request and response models of the summary service (and the shapes it reads from others)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Languages a chapter can be translated into (ISO 639-1 code -> English name for the prompt).
+LANGUAGES: dict[str, str] = {
+    "ur": "Urdu", "hi": "Hindi", "ar": "Arabic", "es": "Spanish", "fr": "French",
+    "de": "German", "zh": "Chinese (Simplified)",
+}
+Language = StrEnum("Language", {code: code for code in LANGUAGES})
+
+
+class Kind(StrEnum):
+    summary = "summary"
+    personalized = "personalized"
+    translation = "translation"
+
+
+class Section(BaseModel):
+    heading: str = ""
+    text: str = ""
+
+
+class Chapter(BaseModel):
+    """A chapter as the retrieval service returns it (`GET /internal/chapters/{id}`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    title: str = ""
+    content_hash: str
+    text: str
+    sections: list[Section] = Field(default_factory=list)
+
+
+class SummaryOut(BaseModel):
+    chapter_id: str
+    summary: str
+    cached: bool
+    model: str
+    generated_at: datetime | None
+
+
+class ChapterVersionOut(BaseModel):
+    """A personalized or translated chapter (the JSON form; SSE streams the same text)."""
+
+    chapter_id: str
+    kind: Kind
+    audience: str = Field(description="the profile segment, or the language code")
+    text: str
+    cached: bool
+    model: str
+    generated_at: datetime | None
+
+
+class TranslationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language

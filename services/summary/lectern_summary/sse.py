@@ -1,0 +1,83 @@
+"""The SSE form of a personalized or translated chapter, with the chat's event names: `meta`,
+`token`*, then `done` or `error`, each with a monotonic `id:`. The generation runs in its own
+task, so a reader who leaves does not cancel a text other readers are waiting for."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+import structlog
+from fastapi.responses import StreamingResponse
+
+from lectern_common.errors import ApiError
+from lectern_common.gemini import LLMError
+from lectern_summary.generation import Generator, Outcome
+from lectern_summary.writer import Job
+
+log = structlog.get_logger()
+
+# Keeps the generation tasks referenced until they finish (asyncio holds only weak references).
+_running: set[asyncio.Task] = set()
+
+
+def _event(n: int, name: str, data: dict) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (n, name.encode(), orjson.dumps(data))
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"(?<=\n\n)", text) if p]
+
+
+def _error_data(exc: BaseException) -> dict:
+    if isinstance(exc, LLMError):
+        return {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
+    if isinstance(exc, ApiError):
+        retryable = bool((exc.details or {}).get("retryable", exc.status >= 500))
+        return {"code": exc.code, "message": exc.message, "retryable": retryable}
+    return {"code": "internal_error", "message": "internal error", "retryable": True}
+
+
+async def _events(generator: Generator, job: Job, meta: dict) -> AsyncIterator[bytes]:
+    started = time.perf_counter()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.create_task(generator.obtain(job, emit=queue.put_nowait))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    n = 1
+    yield _event(n, "meta", meta)
+    first_token_ms = None
+    while not (task.done() and queue.empty()):
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            continue
+        first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
+        n += 1
+        yield _event(n, "token", {"text": getter.result()})
+    if (exc := task.exception()) is not None:
+        if not isinstance(exc, LLMError | ApiError):
+            log.error("summary.stream_failed", error_type=type(exc).__name__)
+        yield _event(n + 1, "error", _error_data(exc))
+        return
+    outcome: Outcome = task.result()
+    if not outcome.streamed:
+        # Served from the cache or by another request's generation: the whole text at once.
+        first_token_ms = round((time.perf_counter() - started) * 1000)
+        for piece in _paragraphs(outcome.text):
+            n += 1
+            yield _event(n, "token", {"text": piece})
+    yield _event(n + 1, "done", {
+        "finish_reason": "stop", "cached": outcome.cached, "model": outcome.model,
+        "generated_at": outcome.generated_at.isoformat() if outcome.generated_at else None,
+        "timings_ms": {"first_token": first_token_ms,
+                       "total": round((time.perf_counter() - started) * 1000)}})
+
+
+def stream_response(generator: Generator, job: Job, meta: dict) -> StreamingResponse:
+    return StreamingResponse(_events(generator, job, meta), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
