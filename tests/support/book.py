@@ -7,18 +7,11 @@ from pathlib import Path
 
 import httpx
 
+from lectern_dev.ingest import source_files
 from lectern_dev.stack import REPO_ROOT, Stack
 from tests.support.stack import admin_headers
 
 BOOK_DIR = REPO_ROOT / "book"
-SUFFIXES = (".md", ".mdx", ".markdown", ".rst")
-
-
-def source_files(root: Path) -> list[tuple[str, bytes]]:
-    """(path relative to root, bytes) for every document below root, hidden folders skipped."""
-    return [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix.lower() in SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)]
 
 
 def upload_source(stack: Stack, root: Path, source: str, *, url_prefix: str | None = None,

@@ -142,8 +142,24 @@ def _section_name(doc: ParsedDoc, section: Section) -> str:
     return section.path[-1] if section.path else doc.title
 
 
+_ROLE = re.compile(r":[\w:+-]+:`([^`<]*?)\s*(?:<[^`>]*>)?`")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<[^`>]+>`_{1,2}")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"https?://\S+")
+
+
+def plain_text(text: str) -> str:
+    """Text without link targets, role names and URLs: they spend the embedding model's short
+    token budget on nothing a reader would ask about."""
+    text = _ROLE.sub(r"\1", text)
+    text = _RST_LINK.sub(r"\1", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _URL.sub("", text)
+    return re.sub(r"``|\*\*", "", text)
+
+
 def embedding_text(*, title: str, heading_path: tuple[str, ...], text: str) -> str:
     """What gets embedded: the chunk with its title and heading path, so a chunk deep in a
     section still says what it is about."""
     path = [h for h in heading_path if h != title]
-    return " > ".join([title, *path]) + "\n\n" + text
+    return " > ".join([title, *path]) + "\n\n" + plain_text(text)

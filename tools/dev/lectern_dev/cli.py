@@ -1,4 +1,5 @@
-"""The `lectern` command: `lectern run` starts the whole product locally."""
+"""The `lectern` command: `lectern run` starts the whole product locally; `lectern ingest` and
+`lectern eval` feed and score its retrieval service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from lectern_dev import evaluate, ingest
 from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig, StackError
 
 
@@ -60,7 +62,15 @@ Press Ctrl-C to stop.""", flush=True)
 
 
 # Steps run once the stack is ready (e.g. ingesting the sample book); other modules add to it.
-AFTER_START: list = []
+AFTER_START: list = [ingest.ingest_book_on_start]
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    return ingest.run(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    return evaluate.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--random-ports", action="store_true",
                      help="pick free ports instead of 8080/8081/8101-8105 (for tests)")
     run.set_defaults(func=cmd_run)
+
+    ing = sub.add_parser("ingest", help="ingest a folder of Markdown/MDX/reStructuredText into "
+                                        "the running retrieval service")
+    ing.add_argument("path", help="the folder; file paths are kept relative to it")
+    ing.add_argument("--source", help="name of the book or corpus (default: the folder's name)")
+    ing.add_argument("--url-prefix", help="URL prefix of the chapters (default /docs/<source>/)")
+    ing.add_argument("--url", default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
+                     help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)")
+    ing.add_argument("--data-dir", default=str(REPO_ROOT / ".lectern"),
+                     help="where `lectern run` keeps its secrets (for ADMIN_TOKEN)")
+    ing.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    ing.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    ing.set_defaults(func=cmd_ingest)
+
+    ev = sub.add_parser("eval", help="score search against a gold question file")
+    ev.add_argument("--gold", default=str(evaluate.DEFAULT_GOLD),
+                    help="JSON lines gold file (default ../shared/eval/dev.jsonl)")
+    ev.add_argument("--url", default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
+                    help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)")
+    ev.add_argument("--top-k", type=int, default=10)
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
