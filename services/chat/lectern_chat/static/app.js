@@ -82,6 +82,7 @@ function setUser(user) {
   $("user-name").textContent = user?.name || user?.email || "";
   $("user-email").textContent = user?.name ? `(${user.email})` : "";
   $("account-status").textContent = user ? `Signed in as ${user.name || user.email}` : "Reading as a guest";
+  show($("account-link"), !user);
   updateChapterActions();
   if (changed) startNewConversation();
   if (user) loadProfile();
@@ -124,13 +125,17 @@ function setBusy(form, busy) {
 
 // ---- profile ---------------------------------------------------------------------------------
 
-/** Accepts `{field: [values]}` or `{fields: {field: [values] | {values, max_length}}}`. */
+/**
+ * Fields from `GET /api/profile/options`: `{field: [values], ..., <text field>_max_chars: n}`.
+ * A list makes a choice; a `_max_chars` limit makes a free-text field of that name.
+ */
 function profileFieldsFrom(options) {
-  const source = options?.fields ?? options ?? {};
-  return Object.entries(source).map(([name, spec]) => {
-    const values = Array.isArray(spec) ? spec : spec?.values ?? spec?.enum ?? null;
-    const maxLength = spec?.max_length ?? spec?.maxLength ?? 500;
-    return { name, values: Array.isArray(values) ? values : null, maxLength };
+  return Object.entries(options ?? {}).flatMap(([key, spec]) => {
+    if (Array.isArray(spec)) return [{ name: key, values: spec.map(String), maxLength: null }];
+    if (key.endsWith("_max_chars") && Number.isInteger(spec)) {
+      return [{ name: key.slice(0, -"_max_chars".length), values: null, maxLength: spec }];
+    }
+    return [];
   });
 }
 
@@ -175,9 +180,8 @@ async function saveProfile(event) {
   event.preventDefault();
   const body = {};
   for (const field of state.profileFields) {
-    const value = $(`profile-${field.name}`).value;
-    // Fields left unset are left out, so the server keeps (or leaves empty) their value.
-    if (value !== "" || field.values === null) body[field.name] = value;
+    // "Not set" (or empty goals) is sent as null, which clears the field.
+    body[field.name] = $(`profile-${field.name}`).value.trim() || null;
   }
   const status = $("profile-status");
   setBusy($("profile-form"), true);
@@ -434,7 +438,9 @@ class Turn {
     this.sourceList.replaceChildren(...sources.map((source) => el("li", { value: source.n },
       outLink(source.url, source.title || source.source_path || `Source ${source.n}`, { class: "source-link" }),
       source.section && source.section !== source.title ? el("span", { class: "section", text: ` — ${source.section}` }) : null,
-      el("span", { class: "source-path", text: ` ${source.source_path ?? ""}` }))));
+      el("span", { class: "source-path", text: ` ${source.source_path ?? ""}` }),
+      source.snippet ? el("details", { class: "snippet" }, el("summary", { text: "Excerpt" }),
+        el("p", { class: "selectable", text: source.snippet })) : null)));
     show(this.sourcesBox, sources.length > 0);
     this.render();
   }
@@ -572,14 +578,23 @@ function askAboutSelection() {
 
 // ---- selection -------------------------------------------------------------------------------
 
+function elementOf(node) {
+  return node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
+}
+
 /** Remembers text selected inside an answer or a chapter text, for "Ask about selection". */
 function onSelectionChange() {
   const selection = document.getSelection();
   if (!selection || selection.isCollapsed || !selection.rangeCount) return;
-  const node = selection.getRangeAt(0).commonAncestorContainer;
-  const element = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
-  if (!element?.closest(".selectable")) return;
-  const text = selection.toString().trim().slice(0, MAX_SELECTION);
+  const range = selection.getRangeAt(0);
+  const container = elementOf(range.startContainer)?.closest(".selectable")
+    ?? elementOf(range.endContainer)?.closest(".selectable");
+  if (!container) return;
+  // A triple-click selects up to the start of the next block, which may lie outside the text.
+  const clipped = range.cloneRange();
+  if (!container.contains(range.startContainer)) clipped.setStart(container, 0);
+  if (!container.contains(range.endContainer)) clipped.setEnd(container, container.childNodes.length);
+  const text = clipped.toString().trim().slice(0, MAX_SELECTION);
   if (!text) return;
   state.selection = text;
   $("selection-text").textContent = text.length > 300 ? `${text.slice(0, 300)}…` : text;
