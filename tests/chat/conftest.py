@@ -4,6 +4,7 @@ address); the sample book ingested once; a client on the gateway and one on the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -32,9 +33,22 @@ CHAT_ENV = {
 }
 
 
+def routed(stack: Stack, timeout: float = 30.0) -> Stack:
+    """The stack once its gateway routes requests: Traefik answers /ping before its file
+    provider has loaded the routes, and a request in between gets a bare 404."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=stack.gateway_url, timeout=2.0) as client:
+        for path in ("/api/chat/health", "/api/retrieval/health"):
+            while client.get(path).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the gateway does not route {path}")
+                time.sleep(0.1)
+    return stack
+
+
 @pytest.fixture(scope="session")
 def chat_stack(make_stack: Callable[..., Stack]) -> Stack:
-    return make_stack("chat", fake_gemini=True, extra_env=CHAT_ENV)
+    return routed(make_stack("chat", fake_gemini=True, extra_env=CHAT_ENV))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,156 @@
+"""An answer outlives its HTTP request: it is stored when the reader leaves, a reader who comes
+back with Last-Event-ID gets the rest of the same answer (from the Redis log, on any worker),
+and limits keep one reader from opening too many streams."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.chat.conftest import OPEN_STREAMS
+from tests.chat.sse import Answer, ask, parse, resume
+
+QUESTION = "How do ROS 2 nodes talk to each other?"
+LONG_REPLY = " ".join(f"word{i} [1]" if i % 10 == 0 else f"word{i}" for i in range(60)) + "."
+
+
+def guest(answer: Answer) -> dict[str, str]:
+    return {"x-guest-token": answer.meta["guest_token"]}
+
+
+def stored(client: httpx.Client, answer: Answer, headers: dict) -> dict:
+    conversation = client.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
+                              headers=headers).json()
+    return next(m for m in conversation["messages"] if m["id"] == answer.meta["message_id"])
+
+
+def wait_until_settled(client: httpx.Client, answer: Answer, headers: dict,
+                       timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (message := stored(client, answer, headers))["status"] == "streaming":
+        assert time.monotonic() < deadline, "the answer was never settled"
+        time.sleep(0.2)
+    return message
+
+
+def test_leaving_mid_answer_stores_what_was_produced_as_interrupted(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
+                                     "token_interval_ms": 300})
+    partial = ask(chat, {"message": QUESTION}, stop_after_tokens=2)
+    headers = guest(partial)
+    message = wait_until_settled(chat, partial, headers)
+    assert message["status"] == "interrupted"
+    assert message["error"]["code"] == "interrupted"
+    # What the reader saw was stored, and generation stopped well before the end.
+    assert message["content"].startswith(partial.text) and len(partial.text) > 0
+    assert len(message["content"]) < len(LONG_REPLY)
+    assert message["sources"] == partial.one("sources")["sources"]
+
+    # A reader coming back late still gets the produced rest and a terminal event.
+    late = resume(chat, partial.meta["message_id"], last_event_id=partial.last.id,
+                  headers=headers)
+    assert late.status == 200
+    assert late.last.event == "error" and late.last.data["code"] == "interrupted"
+    assert partial.text + late.text == message["content"]
+
+
+def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.Client,
+                                               book: dict):
+    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
+                                     "token_interval_ms": 100})
+    first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
+    headers = guest(first)
+    rest = resume(chat, first.meta["message_id"], last_event_id=first.last.id,
+                  headers={**headers, "accept-encoding": "gzip"})
+    assert rest.status == 200
+    assert "content-encoding" not in rest.headers
+    assert rest.events[0].id == first.last.id + 1
+    assert [e.id for e in rest.events] == list(range(first.last.id + 1, rest.last.id + 1))
+    assert rest.last.event == "done"
+    assert first.text + rest.text == LONG_REPLY  # nothing lost, nothing repeated
+    # One answer, not a new one: one model call, and the stored text is the streamed one.
+    assert len(fake.get("/_fake/requests").json()["requests"]) == 1
+    message = wait_until_settled(chat, first, headers)
+    assert message["status"] == "complete" and message["content"] == LONG_REPLY
+    # Resumed events arrived as they were produced, not in one buffered block.
+    assert rest.arrived[-1] - rest.arrived[0] > 0.5
+
+
+def test_a_finished_answer_replays_from_the_log(chat: httpx.Client, fake: httpx.Client,
+                                                book: dict):
+    answer = ask(chat, {"message": QUESTION})
+    headers = guest(answer)
+    after_sources = resume(chat, answer.meta["message_id"], last_event_id=2, headers=headers)
+    assert after_sources.events == answer.events[2:]
+    everything = resume(chat, answer.meta["message_id"], last_event_id=None, headers=headers)
+    assert [e.event for e in everything.events] == [e.event for e in answer.events]
+    assert "guest_token" not in everything.meta  # the token is never kept in the log
+    assert everything.meta["message_id"] == answer.meta["message_id"]
+
+
+def test_resume_is_owner_only_and_validated(chat: httpx.Client, fake: httpx.Client,
+                                            book: dict):
+    answer = ask(chat, {"message": QUESTION})
+    other = ask(chat, {"message": "Another guest's question about Gazebo"})
+    message_id = answer.meta["message_id"]
+    assert resume(chat, message_id, last_event_id=1, headers=guest(other)).status == 404
+    assert resume(chat, message_id, last_event_id=1).status == 404
+    bad = resume(chat, message_id, last_event_id="abc", headers=guest(answer))
+    assert bad.status == 422
+    # The question's own id is not an answer with events.
+    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
+                            headers=guest(answer)).json()
+    question_id = conversation["messages"][0]["id"]
+    assert resume(chat, question_id, last_event_id=0, headers=guest(answer)).status == 404
+
+
+def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.Client,
+                                               book: dict):
+    headers = guest(ask(chat, {"message": QUESTION}))
+    fake.post("/_fake/config", json={"ttft_ms": 1500})
+    opened = []
+    try:
+        for _ in range(OPEN_STREAMS):
+            context = chat.stream("POST", "/api/chat/stream", json={"message": QUESTION},
+                                  headers=headers)
+            response = context.__enter__()
+            opened.append(context)
+            assert response.status_code == 200
+            assert next(parse(response.iter_lines())).event == "meta"
+        refused = ask(chat, {"message": QUESTION}, headers=headers)
+        assert refused.status == 429
+        assert refused.body["error"]["code"] == "too_many_streams"
+        assert refused.headers["retry-after"]
+        # Someone else is not affected.
+        assert ask(chat, {"message": QUESTION}).status == 200
+    finally:
+        for context in opened:
+            context.__exit__(None, None, None)
+
+
+def test_one_answer_at_a_time_per_conversation(chat: httpx.Client, fake: httpx.Client,
+                                               book: dict):
+    first = ask(chat, {"message": QUESTION})
+    headers = guest(first)
+    body = {"message": "Tell me more", "conversation_id": first.meta["conversation_id"]}
+    fake.post("/_fake/config", json={"ttft_ms": 1500})
+    with chat.stream("POST", "/api/chat/stream", json=body, headers=headers) as response:
+        events = parse(response.iter_lines())
+        assert next(events).event == "meta"
+        busy = ask(chat, body, headers=headers)
+        assert busy.status == 409
+        assert busy.body["error"]["code"] == "conversation_busy"
+        rest = list(events)
+    assert rest[-1].event == "done"
+    assert ask(chat, body, headers=headers).last.event == "done"
+
+
+def test_resume_accepts_after_query_parameter(chat: httpx.Client, fake: httpx.Client,
+                                              book: dict):
+    answer = ask(chat, {"message": QUESTION})
+    with chat.stream("GET", f"/api/chat/messages/{answer.meta['message_id']}/events",
+                     params={"after": answer.events[-2].id}, headers=guest(answer)) as response:
+        events = list(parse(response.iter_lines()))
+    assert events == [answer.last]
