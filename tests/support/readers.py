@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import httpx
 
@@ -23,7 +24,13 @@ class Reader:
     password: str
     session_token: str  # the bare session token (Better Auth's `token`)
     signed_session_token: str  # `token.signature`, as the bearer plugin and the cookie carry it
-    jwt: str  # an EdDSA JWT from /api/auth/token
+    gateway: httpx.Client = field(repr=False, compare=False)
+
+    @cached_property
+    def jwt(self) -> str:
+        """An EdDSA JWT from /api/auth/token, fetched on first use (each auth call counts
+        against the gateway's rate limit, and most tests need only the session token)."""
+        return fetch_jwt(self.gateway, self.session_token)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -81,4 +88,4 @@ def new_reader(gateway: httpx.Client, *, name: str = "Test Reader") -> Reader:
     return Reader(user_id=body["user"]["id"], email=email, password=password,
                   session_token=token,
                   signed_session_token=response.headers.get("set-auth-token", token),
-                  jwt=fetch_jwt(gateway, token))
+                  gateway=gateway)
