@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,8 +10,6 @@ from dataclasses import dataclass
 import asyncpg
 
 from lectern_retrieval.chunking import Chunk
-
-_WORD = re.compile(r"[a-z0-9]+(?:[._][a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -96,6 +93,26 @@ async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
                                    "section", "text"],
                 records=[(c.chunk_id, doc.chapter_id, c.ord, doc.title,
                           " > ".join(c.heading_path), c.section, c.text) for c in doc.chunks])
+            await _index_terms(conn, doc.chapter_id)
+
+
+async def _index_terms(conn: asyncpg.Connection, chapter_id: str) -> None:
+    """Fill chunk_terms (and chunks.length) for one chapter from its chunks' tsvectors."""
+    await conn.execute(
+        """INSERT INTO chunk_terms (lexeme, chunk_id, chapter_id, tf, length)
+           SELECT t.lexeme, c.chunk_id, c.chapter_id,
+                  (SELECT sum(CASE w WHEN 'A' THEN 3 ELSE 1 END) FROM unnest(t.weights) w), 0
+             FROM chunks c, unnest(c.tsv) t
+            WHERE c.chapter_id = $1""", chapter_id)
+    await conn.execute(
+        """WITH l AS (SELECT chunk_id, sum(tf) AS length FROM chunk_terms
+                       WHERE chapter_id = $1 GROUP BY chunk_id)
+           UPDATE chunk_terms t SET length = l.length FROM l WHERE t.chunk_id = l.chunk_id""",
+        chapter_id)
+    await conn.execute(
+        """UPDATE chunks c SET length = coalesce(
+               (SELECT sum(tf) FROM chunk_terms t WHERE t.chunk_id = c.chunk_id), 0)
+            WHERE c.chapter_id = $1""", chapter_id)
 
 
 async def count_chunks(pool: asyncpg.Pool) -> int:
@@ -121,24 +138,24 @@ async def chapter_chunk_ids(pool: asyncpg.Pool, chapter_id: str) -> list[str]:
     return [r["chunk_id"] for r in rows]
 
 
-def or_query(text: str) -> str | None:
-    """A to_tsquery string matching any of the query's words (plain words only, so no user
-    input ever reaches tsquery syntax)."""
-    words = list(dict.fromkeys(_WORD.findall(text.lower())))[:64]
-    return " | ".join(words) if words else None
-
-
-async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str | None
-                  ) -> list[tuple[str, float]]:
-    tsquery = or_query(query)
-    if tsquery is None:
-        return []
+async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str | None,
+                  k1: float = 1.2, b: float = 0.75) -> list[tuple[str, float]]:
+    """BM25 over the chunk terms; the query goes through the same text-search parser as the
+    chunks (stemming, stop words), so no user input reaches tsquery syntax."""
     rows = await pool.fetch(
-        """SELECT c.chunk_id::text AS chunk_id, ts_rank(c.tsv, q, 1) AS rank
-             FROM chunks c, to_tsquery('english', $1) q
-            WHERE c.tsv @@ q AND ($3::text IS NULL OR c.chapter_id = $3)
-            ORDER BY rank DESC LIMIT $2""", tsquery, limit, chapter_id)
-    return [(r["chunk_id"], float(r["rank"])) for r in rows]
+        """WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))),
+                stats AS (SELECT greatest(count(*), 1)::real AS n,
+                                 greatest(avg(length), 1)::real AS avgdl FROM chunks),
+                df AS (SELECT t.lexeme, count(*)::real AS df
+                         FROM chunk_terms t JOIN q USING (lexeme) GROUP BY t.lexeme)
+           SELECT t.chunk_id::text AS chunk_id,
+                  sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * ($4 + 1)
+                      / (t.tf + $4 * (1 - $5 + $5 * t.length / stats.avgdl))) AS score
+             FROM chunk_terms t JOIN df USING (lexeme), stats
+            WHERE $3::text IS NULL OR t.chapter_id = $3
+            GROUP BY t.chunk_id
+            ORDER BY score DESC LIMIT $2""", query, limit, chapter_id, k1, b)
+    return [(r["chunk_id"], float(r["score"])) for r in rows]
 
 
 async def list_chapters(pool: asyncpg.Pool) -> list[dict]:
