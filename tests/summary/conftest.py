@@ -107,13 +107,14 @@ def clean_cache(stack: Stack) -> None:
 
 @pytest.fixture
 def chapter(corpus_chapters: list[dict], clean_cache: None) -> dict:
-    """A long chapter with code blocks, with nothing cached for it."""
-    return corpus_chapters[0]
+    """A chapter short enough for one model call, with nothing cached for it."""
+    return corpus_chapters[1]
 
 
 @pytest.fixture
-def short_chapter(corpus_chapters: list[dict], clean_cache: None) -> dict:
-    return corpus_chapters[1]
+def long_chapter(corpus_chapters: list[dict], clean_cache: None) -> dict:
+    """A long chapter with many code blocks, with nothing cached for it."""
+    return corpus_chapters[0]
 
 
 @dataclass

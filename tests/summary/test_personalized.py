@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -139,6 +140,26 @@ def test_failure_mid_stream_is_an_error_event_and_nothing_is_cached(
     assert len(stored(stack, chapter["id"])) == 1
 
 
+def test_reader_leaving_mid_stream_does_not_lose_the_text(gateway: httpx.Client, fake_gemini,
+                                                         chapter, beginners, stack: Stack):
+    fake_gemini.post("/_fake/config", json={"token_interval_ms": 100, "words_per_chunk": 1})
+    with gateway.stream("POST", f"/api/summary/chapters/{chapter['id']}/personalized",
+                        headers={**beginners[0].headers, **STREAM}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line == "event: token":
+                break  # leave after the first piece
+    assert stored(stack, chapter["id"]) == []  # the model is still writing
+    deadline = time.monotonic() + 30
+    while not stored(stack, chapter["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    later = personalize(gateway, chapter["id"], beginners[1]).json()
+    assert later["cached"] is True
+    assert later["text"].startswith("This is the fake model's answer")
+    assert len(model_calls(fake_gemini)) == 1
+
+
 def test_model_failure_before_streaming_as_json(gateway: httpx.Client, fake_gemini, chapter,
                                                 beginners, stack: Stack):
     fake_gemini.post("/_fake/config", json={"fail_next": [500, 500, 500]})
@@ -196,9 +217,10 @@ def test_unknown_chapter_personalized_is_404(gateway: httpx.Client, fake_gemini,
 
 
 def test_long_chapter_is_rewritten_in_parts_keeping_every_code_block(
-        fake_gemini, chapter, beginners, replica_factory, stack: Stack):
+        fake_gemini, long_chapter, beginners, replica_factory):
+    chapter = long_chapter
     budget = 6000
-    small = replica_factory("summary-small-budget-2", SUMMARY_INPUT_BUDGET_CHARS=str(budget))
+    small = replica_factory("summary-small-budget-2", SUMMARY_REWRITE_BUDGET_CHARS=str(budget))
     # A model that never writes the markers: the code must come back from the original.
     fake_gemini.post("/_fake/config", json={"default_reply": "Rewritten prose only."})
     with small.client() as client:

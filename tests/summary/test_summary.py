@@ -205,7 +205,8 @@ def test_cache_rows_count_hits(gateway: httpx.Client, fake_gemini, chapter, stac
 
 
 def test_long_chapter_is_summarised_in_parts_within_the_input_budget(
-        fake_gemini, chapter, replica_factory, stack: Stack):
+        fake_gemini, long_chapter, replica_factory, stack: Stack):
+    chapter = long_chapter
     budget = 6000
     assert len(chapter["text"]) > 3 * budget
     small = replica_factory("summary-small-budget", SUMMARY_INPUT_BUDGET_CHARS=str(budget))

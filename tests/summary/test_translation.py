@@ -84,6 +84,9 @@ def test_bad_translation_requests(gateway: httpx.Client, fake_gemini, chapter):
     assert unsupported.json()["error"]["details"][0]["field"] == "language"
     assert gateway.post(url, json={}).status_code == 422
     assert gateway.post(url, json={"language": "ur", "extra": 1}).status_code == 422
+    padded = gateway.post(url, content=b'{"language": "ur", "x": "' + b"a" * 5000 + b'"}',
+                          headers={"content-type": "application/json"})
+    assert padded.status_code == 413
     missing = gateway.post("/api/summary/chapters/no-such-chapter/translation",
                            json={"language": "ur"})
     assert missing.status_code == 404

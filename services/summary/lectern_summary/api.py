@@ -21,6 +21,9 @@ router = APIRouter(prefix="/api/summary", tags=["summary"])
 
 ChapterId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,199}$")]
 
+# A translation request is one small JSON object; anything bigger is refused before parsing.
+MAX_BODY_BYTES = 1024
+
 # How a failed model call reaches a JSON client.
 _LLM_STATUS = {"llm_timeout": 504, "llm_rate_limited": 503, "llm_unavailable": 502}
 
@@ -30,6 +33,13 @@ def summary_state(request: Request) -> SummaryState:
 
 
 State = Annotated[SummaryState, Depends(summary_state)]
+
+
+def small_body(request: Request) -> None:
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", "the request body must have a Content-Length "
+                       f"of at most {MAX_BODY_BYTES} bytes")
 
 
 def wants_stream(request: Request) -> bool:
@@ -74,7 +84,8 @@ async def personalized_chapter(chapter_id: ChapterId, reader: Reader, state: Sta
 
 
 @router.post("/chapters/{chapter_id}/translation", response_model=ChapterVersionOut,
-             responses={200: {"content": {"text/event-stream": {}}}})
+             responses={200: {"content": {"text/event-stream": {}}}},
+             dependencies=[Depends(small_body)])
 async def translated_chapter(chapter_id: ChapterId, body: TranslationIn, state: State,
                              request: Request) -> ChapterVersionOut | StreamingResponse:
     chapter = await fetch_chapter(state.retrieval, chapter_id)

@@ -26,8 +26,11 @@ class SummarySettings(ServiceSettings):
     chapter_max_output_tokens: int = 8192
 
     # Input budget per model call (characters, ~4 per token). Longer chapters are processed in
-    # parts: summaries map-reduce over the parts, rewrites and translations go part by part.
+    # parts: summaries map-reduce over parts of `input_budget_chars`; rewrites and translations
+    # go part by part in smaller parts, because their output is as long as their input and must
+    # fit `chapter_max_output_tokens`.
     input_budget_chars: int = 60_000
+    rewrite_budget_chars: int = 16_000
     # Code blocks are shown to the model for context only (it writes markers that are replaced by
     # the original code afterwards), so a long listing is cut in the prompt.
     code_preview_chars: int = 1_500

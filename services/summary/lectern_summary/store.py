@@ -31,8 +31,12 @@ class Stored:
 
 async def touch(pool: asyncpg.Pool, key: CacheKey) -> Stored | None:
     """The cached text for `key`, counting the hit; None when nothing is stored."""
+    # A hit count is bookkeeping: committing it without waiting for the WAL flush keeps the
+    # disk out of the cached read (a crash may lose the last few counts, never a text).
     row = await pool.fetchrow(
-        """UPDATE generations SET hit_count = hit_count + 1, last_access_at = now()
+        """WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+           UPDATE generations SET hit_count = hit_count + 1, last_access_at = now()
+           FROM async_commit
            WHERE chapter_id = $1 AND content_hash = $2 AND kind = $3 AND audience = $4
              AND model = $5 AND prompt_version = $6
            RETURNING body, model, generated_at""", *key.params())

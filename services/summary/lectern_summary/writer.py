@@ -79,7 +79,7 @@ class Writer:
                 if emit is not None:
                     emit(text)
 
-        pieces = parts(job.chapter, self.settings.input_budget_chars)
+        pieces = parts(job.chapter, self.settings.rewrite_budget_chars)
         for index, piece in enumerate(pieces, 1):
             masked, codes = protect(piece)
             prompt, system = self._rewrite_prompt(job, masked, codes, index, len(pieces))
