@@ -281,7 +281,9 @@ class Stack:
         if "auth" in self.processes:
             urls["auth"] = f"{c.url('auth')}/api/auth/ok"
         if c.with_gateway:
-            urls["gateway"] = f"http://127.0.0.1:{c.ports.admin}/ping"
+            # /ping answers before the routes are loaded; a routed health view waits for them.
+            urls["gateway"] = (f"{c.public_url}/api/{c.services[0]}/health" if c.services
+                               else f"http://127.0.0.1:{c.ports.admin}/ping")
         return urls
 
     def wait_ready(self, timeout: float = 90.0, exclude: tuple[str, ...] = ()) -> None:
