@@ -1,12 +1,14 @@
 // Drives the demo reader page in Debian's Chromium through the real gateway, as a reader would:
-// guest questions with streamed answers and citations, a follow-up, asking about a selection,
-// a failed answer and its retry, sign-up, the profile form, chapter summary / personalized /
-// translated versions, sign-out, and a narrow screen.
+// guest questions with streamed answers and citations, a follow-up, a dropped connection
+// resumed, feedback, asking about a selection, a failed answer and its retry, sign-up (the
+// guest's conversation is claimed), the profile form, earlier conversations, chapter summary /
+// personalized / translated versions, sign-out, and a narrow screen.
 //
 // Usage: node reader.test.mjs <gateway-url> <fake-gemini-url> <output-dir>
 // Prints one JSON object ({checks, screenshots, facts, console}) and exits 0 only if every
 // check passed. Checks run in order and stop at the first failure (later ones build on it).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -58,6 +60,19 @@ function watchStreams(page) {
   return seen;
 }
 
+/** Submits the account form with one of its buttons and waits until the reader is signed in. */
+async function submitAuth(page, button) {
+  for (let attempt = 0; ; attempt += 1) {
+    await page.click(button);
+    await page.waitForSelector("#signed-in:not([hidden]), #auth-error:not([hidden])");
+    if (await page.isVisible("#signed-in")) return;
+    // Other tests share the gateway's per-address limit on /api/auth/*: wait it out.
+    const text = await page.textContent("#auth-error");
+    assert.ok(attempt < 10 && /too many/i.test(text), `${button} failed: ${text}`);
+    await page.waitForTimeout(3000);
+  }
+}
+
 const lastTurn = (page) => page.locator("#thread > li.turn").last();
 
 /** Asks through the form (or the selection button) and waits for the turn to end. */
@@ -82,11 +97,25 @@ async function askAndWait(page, { question, viaSelection = false, expect = "done
   }
 }
 
-async function apiFromPage(page, path) {
-  return page.evaluate(async (p) => {
-    const response = await fetch(p, { headers: { accept: "application/json" } });
+async function apiFromPage(page, path, headers = {}) {
+  return page.evaluate(async ([p, h]) => {
+    const response = await fetch(p, { headers: { accept: "application/json", ...h } });
     return { status: response.status, body: await response.json().catch(() => null) };
-  }, path);
+  }, [path, headers]);
+}
+
+/**
+ * Aborts the browser's established connections to the gateway (`ss -K`, which needs root and
+ * a kernel with socket destruction: true here and in CI). Returns how many were cut.
+ */
+function dropBrowserConnections(port) {
+  const listing = execFileSync("ss", ["-tnpH", "state", "established", "dst", `127.0.0.1:${port}`], { encoding: "utf8" });
+  const localPorts = listing.split("\n").filter((line) => line.includes("chrom"))
+    .map((line) => line.trim().split(/\s+/)[2].split(":").pop());
+  for (const local of localPorts) {
+    execFileSync("ss", ["-K", "-tn", "dst", `127.0.0.1:${port}`, "sport", "=", `:${local}`]);
+  }
+  return localPorts.length;
 }
 
 const normalize = (text) => text.replace(/\s+/g, " ").trim();
@@ -199,6 +228,53 @@ async function run(browser) {
     assert.equal(second.headers["x-guest-token"], firstConversation.guestToken);
     firstConversation.id = second.body.conversation_id;
     results.facts.guest_conversation = firstConversation;
+    // What the page showed is what the chat service stored for this guest.
+    const stored = await apiFromPage(page, `/api/chat/conversations/${firstConversation.id}`,
+      { "x-guest-token": firstConversation.guestToken });
+    assert.equal(stored.status, 200);
+    const answers = stored.body.messages.filter((m) => m.role === "assistant");
+    assert.equal(answers.length, 2);
+    assert.equal(normalize(answers[0].content), firstConversation.answer);
+    assert.deepEqual(answers[0].sources.map((s) => new URL(s.url, gatewayUrl).href), firstConversation.sources);
+  });
+
+  await check("a dropped connection is resumed with Last-Event-ID and loses nothing", async () => {
+    await fake("/_fake/config", { token_interval_ms: 120, words_per_chunk: 1 });
+    const resumed = [];
+    page.on("request", async (request) => {
+      if (request.url().includes("/events")) resumed.push(await request.allHeaders());
+    });
+    const before = await page.locator("#thread > li.turn").count();
+    await page.fill("#question", "Tell me more about cameras.");
+    await page.click("#ask-button");
+    await page.waitForFunction((n) => {
+      const answer = document.querySelectorAll("#thread > li.turn")[n]?.querySelector(".answer");
+      return answer && answer.textContent.length > 40;
+    }, before);
+    // Cut the browser's TCP connections to the gateway, as a network drop would.
+    const cut = dropBrowserConnections(new URL(gatewayUrl).port);
+    assert.ok(cut > 0, "the browser's connection was found and cut");
+    const turn = lastTurn(page);
+    await turn.locator(".meta", { hasText: "Answered" }).waitFor({ timeout: 60000 });
+    await fake("/_fake/reset");
+    assert.ok(resumed.length >= 1, "the page asked for the rest of the answer");
+    assert.match(resumed[0]["last-event-id"] ?? "", /^\d+$/);
+    assert.equal(resumed[0]["x-guest-token"], firstConversation.guestToken);
+    const stored = await apiFromPage(page, `/api/chat/conversations/${firstConversation.id}`,
+      { "x-guest-token": firstConversation.guestToken });
+    const answer = stored.body.messages.filter((m) => m.role === "assistant").at(-1);
+    assert.equal(normalize(await turn.locator(".answer").innerText()), normalize(answer.content));
+    return { resumed_after: resumed[0]["last-event-id"] };
+  });
+
+  await check("feedback on an answer is stored", async () => {
+    const first = page.locator("#thread > li.turn").first();
+    await first.locator(".feedback button", { hasText: /^Helpful$/ }).click();
+    await first.locator(".feedback .status", { hasText: "Thanks for the feedback." }).waitFor();
+    assert.equal(await first.locator(".feedback button", { hasText: /^Helpful$/ }).getAttribute("aria-pressed"), "true");
+    const stored = await apiFromPage(page, `/api/chat/conversations/${firstConversation.id}`,
+      { "x-guest-token": firstConversation.guestToken });
+    assert.equal(stored.body.messages.find((m) => m.role === "assistant").feedback, "up");
   });
 
   await check("citations become links to their sources and model markup stays text", async () => {
@@ -248,22 +324,19 @@ async function run(browser) {
   });
 
   const name = "Ada Reader";
+  const account = { email: `ui-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`, password: "a long enough password" };
   await check("sign up through the form signs the reader in with an HttpOnly session cookie", async () => {
     await page.fill("#auth-name", name);
-    await page.fill("#auth-email", `ui-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`);
-    await page.fill("#auth-password", "a long enough password");
-    for (let attempt = 0; ; attempt += 1) {
-      await page.click("#sign-up-button");
-      await page.waitForSelector("#signed-in:not([hidden]), #auth-error:not([hidden])");
-      if (await page.isVisible("#signed-in")) break;
-      // Other tests share the gateway's per-address limit on /api/auth/*: wait it out.
-      const text = await page.textContent("#auth-error");
-      assert.ok(attempt < 10 && /too many/i.test(text), `sign-up failed: ${text}`);
-      await page.waitForTimeout(3000);
-    }
+    await page.fill("#auth-email", account.email);
+    await page.fill("#auth-password", account.password);
+    await submitAuth(page, "#sign-up-button");
     assert.equal(await page.textContent("#user-name"), name);
     assert.equal(await page.textContent("#account-status"), `Signed in as ${name}`);
-    assert.equal(await page.locator("#thread > li.turn").count(), 0, "a new reader starts a new conversation");
+    // The guest's conversations became the reader's: the thread carries on, the token is spent.
+    await page.waitForFunction(() => sessionStorage.getItem("lectern.guest_token") === null);
+    assert.ok(await page.locator("#thread > li.turn").count() > 0, "the open conversation is kept");
+    const mine = await apiFromPage(page, "/api/chat/conversations");
+    assert.ok(mine.body.conversations.some((c) => c.id === firstConversation.id), "claimed by the reader");
     const cookie = (await context.cookies()).find((c) => c.name === "better-auth.session_token");
     assert.ok(cookie?.httpOnly, "the session cookie is HttpOnly");
   });
@@ -294,7 +367,31 @@ async function run(browser) {
     await askAndWait(page, { question: "Which sensors can a Jetson read?" });
     const { headers, body } = streams.at(-1);
     assert.equal(headers["x-guest-token"], undefined);
-    assert.equal(body.conversation_id, null);
+    assert.equal(body.conversation_id, firstConversation.id, "the claimed conversation continues");
+  });
+
+  await check("earlier conversations can be reopened and deleted", async () => {
+    const turns = await page.locator("#thread > li.turn").count();
+    await page.click("#new-conversation");
+    assert.equal(await page.locator("#thread > li.turn").count(), 0);
+    await page.locator("#history summary").click();
+    const item = page.locator("#history-list button.open-conversation").first();
+    await item.click();
+    await page.waitForFunction((n) => document.querySelectorAll("#thread > li.turn").length === n, turns);
+    assert.equal(await item.getAttribute("aria-current"), "true");
+    const first = page.locator("#thread > li.turn").first();
+    assert.equal(normalize(await first.locator(".answer").innerText()), firstConversation.answer);
+    assert.ok(await first.locator("a.cite").count() > 0, "citations are links again");
+    assert.equal(await first.locator(".feedback button", { hasText: /^Helpful$/ }).getAttribute("aria-pressed"), "true");
+    // A question now continues the reopened conversation.
+    await askAndWait(page, { question: "One more thing about cameras?" });
+    assert.equal(streams.at(-1).body.conversation_id, firstConversation.id);
+    const count = await page.locator("#history-list li").count();
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.locator("#history-list li").first().locator("button", { hasText: "Delete" }).click();
+    await page.waitForFunction((n) => document.querySelectorAll("#history-list li").length === n - 1, count);
+    assert.equal(await page.locator("#thread > li.turn").count(), 0, "the deleted conversation is closed");
+    assert.equal((await apiFromPage(page, `/api/chat/conversations/${firstConversation.id}`)).status, 404);
   });
 
   let chapter;
@@ -314,6 +411,19 @@ async function run(browser) {
     assert.ok(body.selected_text && summary.includes(normalize(body.selected_text)), "the summary passage is sent");
     await screenshot(page, "reader-1280-summary", { fullPage: true });
     return { chapter };
+  });
+
+  await check("a question limited to the open chapter is answered from that chapter", async () => {
+    await page.check("#chapter-scope");
+    assert.equal(normalize(await page.textContent("label:has(#chapter-scope)")), `Only “${chapter}”`);
+    const turn = await askAndWait(page, { question: "What is this chapter about?" });
+    const body = streams.at(-1).body;
+    const { body: listing } = await apiFromPage(page, "/api/chapters");
+    const open = listing.chapters.find((c) => c.title === chapter);
+    assert.equal(body.chapter_id, open.id);
+    const paths = await turn.locator("ol.sources .source-path").allTextContents();
+    assert.ok(paths.length > 0 && paths.every((p) => p.trim() === open.source_path), paths.join(","));
+    await page.uncheck("#chapter-scope");
   });
 
   await check("personalize streams the chapter rewritten for the reader", async () => {
@@ -341,6 +451,34 @@ async function run(browser) {
     assert.equal(body, null);
     const { status } = await apiFromPage(page, "/api/profile/me");
     assert.equal(status, 401);
+    assert.equal(await page.locator("#thread > li.turn").count(), 0, "the reader's conversation is closed");
+  });
+
+  await check("signing in again brings back the reader's profile", async () => {
+    await page.fill("#auth-email", account.email);
+    await page.fill("#auth-password", account.password);
+    await submitAuth(page, "#sign-in-button");
+    assert.equal(await page.textContent("#user-name"), name);
+    await page.waitForFunction(() => document.getElementById("profile-python_level")?.value === "advanced");
+    await page.click("#sign-out-button");
+    await page.waitForSelector("#auth-form:not([hidden])");
+    await page.fill("#auth-email", account.email);
+    await page.fill("#auth-password", "a wrong password");
+    await page.click("#sign-in-button");
+    await page.waitForSelector("#auth-error:not([hidden])");
+    assert.ok(await page.isHidden("#signed-in"), "a wrong password does not sign in");
+    return { error: await page.textContent("#auth-error") };
+  });
+
+  await check("a spent guest token is dropped and the guest carries on", async () => {
+    // The token claimed at sign-up no longer works; a tab still holding it starts afresh.
+    await page.evaluate((token) => sessionStorage.setItem("lectern.guest_token", token), firstConversation.guestToken);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("lectern.guest_token")), null);
+    await askAndWait(page, { question: "What is a launch file?" });
+    const token = await page.evaluate(() => sessionStorage.getItem("lectern.guest_token"));
+    assert.ok(token && token !== firstConversation.guestToken, "a new guest token");
   });
 
   await check("the page fits a narrow screen", async () => {

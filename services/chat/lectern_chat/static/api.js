@@ -62,12 +62,12 @@ export async function api(path, { method = "GET", body, headers = {}, timeoutMs 
 }
 
 /**
- * POSTs and yields the response's server-sent events. A JSON answer (a route that chose not to
+ * Requests (POST unless told) and yields the response's server-sent events. A JSON answer (a route that chose not to
  * stream, e.g. a cached result) is yielded as one `json` event.
  */
-export async function* streamEvents(path, { body, headers = {}, signal, idleMs } = {}) {
+export async function* streamEvents(path, { method = "POST", body, headers = {}, signal, idleMs } = {}) {
   const init = {
-    method: "POST",
+    method,
     headers: { Accept: "text/event-stream", ...headers },
     credentials: "same-origin",
     signal,

@@ -1,11 +1,10 @@
-// The demo reader page: sign-in, profile, chapters with summaries, and streamed answers with
-// citations, all through Lectern's public API on the gateway's origin.
+// The demo reader page's entry: sign-in, the profile form and the chapters (summary, personalized
+// and translated versions); the conversation lives in chat.js. Public API, same origin only.
 import { ApiError, api, streamEvents } from "./api.js";
-import { el, outLink, renderRich, safeHref } from "./render.js";
+import { initChat, refreshConversations, restoreConversation, setSignedIn, startNewConversation } from "./chat.js";
+import { el, renderRich, safeHref } from "./render.js";
+import { $, doneLine, messageOf, setBusy, show, showError } from "./ui.js";
 
-const GUEST_TOKEN_KEY = "lectern.guest_token";
-const MAX_SELECTION = 8000;
-const DEFAULT_SELECTION_QUESTION = "Explain this passage.";
 const RTL_LANGUAGES = new Set(["ur", "ar"]);
 const PROFILE_LABELS = {
   python_level: "Python",
@@ -18,62 +17,31 @@ const PROFILE_LABELS = {
   goals: "Your goals",
 };
 
-const $ = (id) => document.getElementById(id);
-
 const state = {
   user: null,
   chapters: [],
   chapter: null,
-  conversationId: null,
-  selection: "",
-  chatAbort: null,
   chapterAbort: null,
   profileFields: [],
 };
-
-// ---- small helpers ---------------------------------------------------------------------------
-
-function show(node, visible) {
-  node.hidden = !visible;
-}
-
-function showError(node, error) {
-  node.textContent = error ? messageOf(error) : "";
-  show(node, Boolean(error));
-}
-
-function messageOf(error) {
-  if (error instanceof ApiError) {
-    const wait = error.retryAfter ? ` (retry in ${error.retryAfter} s)` : "";
-    return `${error.message}${wait}`;
-  }
-  if (error?.name === "TimeoutError" || error?.name === "StreamTimeout") {
-    return "The server took too long to answer.";
-  }
-  return error?.message || "Something went wrong.";
-}
 
 function humanize(value) {
   const text = String(value).replaceAll("_", " ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-function guestToken() {
-  return sessionStorage.getItem(GUEST_TOKEN_KEY);
-}
-
 // ---- account ---------------------------------------------------------------------------------
 
-async function loadSession() {
+async function loadSession({ initial = false } = {}) {
+  let user = null;
   try {
-    const session = await api("/api/auth/get-session");
-    setUser(session?.user ?? null);
-  } catch {
-    setUser(null);
+    user = (await api("/api/auth/get-session"))?.user ?? null;
+  } finally {
+    await setUser(user, { initial });
   }
 }
 
-function setUser(user) {
+async function setUser(user, { initial = false } = {}) {
   const changed = (state.user?.id ?? null) !== (user?.id ?? null);
   state.user = user;
   show($("auth-form"), !user);
@@ -84,8 +52,8 @@ function setUser(user) {
   $("account-status").textContent = user ? `Signed in as ${user.name || user.email}` : "Reading as a guest";
   show($("account-link"), !user);
   updateChapterActions();
-  if (changed) startNewConversation();
   if (user) loadProfile();
+  if (changed || initial) await setSignedIn(Boolean(user), { initial });
 }
 
 async function onAuthSubmit(event) {
@@ -115,12 +83,7 @@ async function signOut() {
     $("account-status").textContent = `Sign-out failed: ${messageOf(error)}`;
     return;
   }
-  setUser(null);
-}
-
-function setBusy(form, busy) {
-  for (const button of form.querySelectorAll("button")) button.disabled = busy;
-  form.setAttribute("aria-busy", String(busy));
+  await setUser(null);
 }
 
 // ---- profile ---------------------------------------------------------------------------------
@@ -202,6 +165,7 @@ async function deleteProfile() {
     await api("/api/profile/me", { method: "DELETE" });
     for (const field of state.profileFields) $(`profile-${field.name}`).value = "";
     startNewConversation();
+    refreshConversations();
     status.textContent = "Profile deleted.";
   } catch (error) {
     status.textContent = `Could not delete: ${messageOf(error)}`;
@@ -376,238 +340,6 @@ function translateChapter() {
   });
 }
 
-// ---- the conversation ------------------------------------------------------------------------
-
-function startNewConversation() {
-  state.chatAbort?.abort();
-  state.conversationId = null;
-  $("thread").replaceChildren();
-  show($("thread-empty"), true);
-}
-
-function timingText(timings) {
-  const names = { retrieval: "retrieval", first_token: "first token", total: "total" };
-  return Object.entries(names)
-    .filter(([key]) => typeof timings?.[key] === "number")
-    .map(([key, name]) => `${name} ${Math.round(timings[key])} ms`);
-}
-
-function doneLine(label, data) {
-  const model = data?.model ?? data?.usage?.model;
-  return [
-    label,
-    model && `model ${model}`,
-    data?.answerer && `answerer ${data.answerer}`,
-    data?.cached === true && "from cache",
-    data?.finish_reason && data.finish_reason !== "stop" && `finish: ${data.finish_reason}`,
-    ...timingText(data?.timings_ms),
-  ].filter(Boolean).join(" · ");
-}
-
-/** One question and its answer in the thread; keeps its own text and sources. */
-class Turn {
-  constructor(question, selectedText) {
-    this.text = "";
-    this.sources = new Map();
-    this.answer = el("div", { class: "answer rich selectable", "aria-busy": "true" },
-      el("span", { class: "pending", text: "Searching the book…" }));
-    this.sourceList = el("ol", { class: "sources", "aria-label": "Sources" });
-    this.sourcesBox = el("section", { class: "sources-box", hidden: true },
-      el("h3", { text: "Sources" }), this.sourceList);
-    this.meta = el("p", { class: "meta" });
-    this.error = el("div", { class: "error", role: "alert", hidden: true });
-    this.mode = el("span", { class: "badge", hidden: true });
-    this.node = el("li", { class: "turn" },
-      el("div", { class: "question" }, el("span", { class: "who", text: "You" }), this.mode,
-        el("p", { text: question }),
-        selectedText ? el("blockquote", { class: "quoted", text: selectedText }) : null),
-      el("div", { class: "reply" }, el("span", { class: "who", text: "Lectern" }),
-        this.answer, this.sourcesBox, this.meta, this.error));
-    this.scheduled = false;
-  }
-
-  setMode(mode) {
-    if (mode === "selection") {
-      this.mode.textContent = "about the selection";
-      show(this.mode, true);
-    }
-  }
-
-  setSources(sources) {
-    this.sources = new Map(sources.map((s) => [s.n, s]));
-    this.sourceList.replaceChildren(...sources.map((source) => el("li", { value: source.n },
-      outLink(source.url, source.title || source.source_path || `Source ${source.n}`, { class: "source-link" }),
-      source.section && source.section !== source.title ? el("span", { class: "section", text: ` — ${source.section}` }) : null,
-      el("span", { class: "source-path", text: ` ${source.source_path ?? ""}` }),
-      source.snippet ? el("details", { class: "snippet" }, el("summary", { text: "Excerpt" }),
-        el("p", { class: "selectable", text: source.snippet })) : null)));
-    show(this.sourcesBox, sources.length > 0);
-    this.render();
-  }
-
-  addToken(text) {
-    this.text += text;
-    // Re-render at most once per frame: fast streams would otherwise rebuild the DOM per token.
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
-    });
-  }
-
-  render() {
-    if (this.text) renderRich(this.answer, this.text, this.sources);
-  }
-
-  finish(data) {
-    this.render();
-    this.answer.removeAttribute("aria-busy");
-    if (!this.text) this.answer.replaceChildren(el("p", { class: "hint", text: "(no answer text)" }));
-    const cited = new Set(data?.citations ?? []);
-    for (const item of this.sourceList.children) {
-      item.classList.toggle("cited", cited.has(Number(item.value)));
-    }
-    this.meta.textContent = doneLine("Answered", data);
-  }
-
-  fail(error, retry) {
-    this.render();
-    this.answer.removeAttribute("aria-busy");
-    if (!this.text) this.answer.replaceChildren();
-    const code = error.code ? ` (${error.code})` : "";
-    this.error.replaceChildren(el("strong", { text: "The answer failed" }), `${code}: ${error.message}`);
-    if (error.retryable && retry) {
-      this.error.append(" ", el("button", { type: "button", class: "secondary", text: "Try again", onclick: retry }));
-    }
-    show(this.error, true);
-  }
-
-  stopped() {
-    this.render();
-    this.answer.removeAttribute("aria-busy");
-    this.meta.textContent = "Stopped.";
-  }
-}
-
-function setAsking(busy) {
-  $("ask-button").disabled = busy;
-  $("ask-selection-button").disabled = busy || !state.selection;
-  show($("stop-button"), busy);
-}
-
-async function ask({ message, selectedText = null }) {
-  if (state.chatAbort) return;
-  const turn = new Turn(message, selectedText);
-  $("thread").append(turn.node);
-  show($("thread-empty"), false);
-  turn.node.scrollIntoView({ block: "nearest" });
-  const controller = new AbortController();
-  state.chatAbort = controller;
-  setAsking(true);
-  const body = {
-    message,
-    conversation_id: state.conversationId,
-    selected_text: selectedText,
-    chapter_id: $("chapter-scope").checked && state.chapter ? state.chapter.id : null,
-    top_k: 5,
-  };
-  const headers = {};
-  if (!state.user && guestToken()) headers["X-Guest-Token"] = guestToken();
-  const retry = () => {
-    turn.node.remove();
-    ask({ message, selectedText });
-  };
-  let finished = false;
-  try {
-    for await (const { event, data } of streamEvents("/api/chat/stream", { body, headers, signal: controller.signal })) {
-      if (event === "meta") {
-        state.conversationId = data.conversation_id ?? state.conversationId;
-        if (data.guest_token) sessionStorage.setItem(GUEST_TOKEN_KEY, data.guest_token);
-        turn.setMode(data.mode);
-      } else if (event === "sources") {
-        turn.setSources(data.sources ?? []);
-      } else if (event === "token") {
-        turn.addToken(data.text ?? "");
-      } else if (event === "done") {
-        turn.finish(data);
-        finished = true;
-      } else if (event === "error") {
-        turn.fail(data, retry);
-        finished = true;
-      }
-    }
-    if (!finished) {
-      turn.fail({ code: "stream_closed", message: "the connection closed before the answer was finished.", retryable: true }, retry);
-    }
-  } catch (error) {
-    if (controller.signal.aborted) {
-      turn.stopped();
-    } else {
-      if (error instanceof ApiError && error.status === 404 && body.conversation_id) {
-        // The conversation is gone (deleted, or it belonged to another session): start afresh.
-        state.conversationId = null;
-      }
-      const retryable = !(error instanceof ApiError) || error.status === 429 || error.status >= 500;
-      turn.fail({ code: error.code, message: messageOf(error), retryable }, retry);
-    }
-  } finally {
-    state.chatAbort = null;
-    setAsking(false);
-  }
-}
-
-function onAskSubmit(event) {
-  event.preventDefault();
-  const message = $("question").value.trim();
-  if (!message) return;
-  const selectedText = state.selection || null;
-  $("question").value = "";
-  clearSelection();
-  ask({ message, selectedText });
-}
-
-function askAboutSelection() {
-  if (!state.selection) return;
-  const message = $("question").value.trim() || DEFAULT_SELECTION_QUESTION;
-  const selectedText = state.selection;
-  $("question").value = "";
-  clearSelection();
-  ask({ message, selectedText });
-}
-
-// ---- selection -------------------------------------------------------------------------------
-
-function elementOf(node) {
-  return node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
-}
-
-/** Remembers text selected inside an answer or a chapter text, for "Ask about selection". */
-function onSelectionChange() {
-  const selection = document.getSelection();
-  if (!selection || selection.isCollapsed || !selection.rangeCount) return;
-  const range = selection.getRangeAt(0);
-  const container = elementOf(range.startContainer)?.closest(".selectable")
-    ?? elementOf(range.endContainer)?.closest(".selectable");
-  if (!container) return;
-  // A triple-click selects up to the start of the next block, which may lie outside the text.
-  const clipped = range.cloneRange();
-  if (!container.contains(range.startContainer)) clipped.setStart(container, 0);
-  if (!container.contains(range.endContainer)) clipped.setEnd(container, container.childNodes.length);
-  const text = clipped.toString().trim().slice(0, MAX_SELECTION);
-  if (!text) return;
-  state.selection = text;
-  $("selection-text").textContent = text.length > 300 ? `${text.slice(0, 300)}…` : text;
-  show($("selection-preview"), true);
-  $("ask-selection-button").disabled = Boolean(state.chatAbort);
-}
-
-function clearSelection() {
-  state.selection = "";
-  show($("selection-preview"), false);
-  $("ask-selection-button").disabled = true;
-}
-
 // ---- wiring ----------------------------------------------------------------------------------
 
 function wire() {
@@ -620,20 +352,11 @@ function wire() {
   $("personalize-button").addEventListener("click", personalizeChapter);
   $("translate-button").addEventListener("click", translateChapter);
   $("chapter-stop").addEventListener("click", () => state.chapterAbort?.abort());
-  $("ask-form").addEventListener("submit", onAskSubmit);
-  $("question").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
-  });
-  $("stop-button").addEventListener("click", () => state.chatAbort?.abort());
-  $("new-conversation").addEventListener("click", startNewConversation);
-  $("selection-clear").addEventListener("click", clearSelection);
-  // Keep the selection alive when the button is pressed (a focus change could collapse it).
-  $("ask-selection-button").addEventListener("mousedown", (event) => event.preventDefault());
-  $("ask-selection-button").addEventListener("click", askAboutSelection);
-  document.addEventListener("selectionchange", onSelectionChange);
+  initChat({ chapterId: () => state.chapter?.id ?? null });
 }
 
 wire();
 updateChapterActions();
-await Promise.all([loadSession(), loadChapters()]);
+await Promise.all([loadSession({ initial: true }).catch(() => {}), loadChapters()]);
+await restoreConversation();
 document.body.dataset.ready = "true";
