@@ -2,7 +2,8 @@
 hop, per credential kind, plus the verify endpoint called directly.
 
 Starts its own small stack (PostgreSQL, Redis, Better Auth, the profile service, Traefik) on
-random loopback ports, signs up one reader, then sends sequential keep-alive requests:
+random loopback ports, signs up one reader, then sends sequential keep-alive requests, the
+scenarios taking turns:
 
     uv run --frozen python -m bench.verify_bench [--requests 2000] [--json out.json]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -25,46 +27,78 @@ from tests.support.readers import new_reader
 WARMUP = 200
 
 
-def measure(send: Callable[[], httpx.Response], requests: int) -> dict[str, float]:
-    """p50/p95 in milliseconds over `requests` calls, after a warm-up; every call must be 200."""
-    for _ in range(WARMUP):
-        send()
-    samples = []
-    for _ in range(requests):
-        start = time.perf_counter()
-        response = send()
-        samples.append((time.perf_counter() - start) * 1000)
-        if response.status_code != 200:
-            raise SystemExit(f"unexpected {response.status_code}: {response.text[:200]}")
+def summarize(samples: list[float]) -> dict[str, float]:
     quantiles = statistics.quantiles(samples, n=100)
     return {"p50_ms": round(statistics.median(samples), 3), "p95_ms": round(quantiles[94], 3)}
 
 
-def run(stack: Stack, requests: int) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
-    with httpx.Client(base_url=stack.gateway_url, timeout=10.0) as gateway:
-        reader = new_reader(gateway)
-        scenarios = {
-            # Same service, same kind of tiny JSON answer; only the middleware chain differs.
-            "gateway, no forwardAuth (/api/profile/health)":
-                lambda: gateway.get("/api/profile/health"),
-            "gateway + forwardAuth, anonymous (/api/profile/options)":
-                lambda: gateway.get("/api/profile/options"),
-            "gateway + forwardAuth, JWT":
-                lambda: gateway.get("/api/profile/options", headers=reader.jwt_headers),
-            "gateway + forwardAuth, session token":
-                lambda: gateway.get("/api/profile/options", headers=reader.headers),
-        }
+def measure(scenarios: dict[str, Callable[[], httpx.Response]], requests: int
+            ) -> dict[str, dict[str, float]]:
+    """p50/p95 in milliseconds per scenario. The scenarios take turns request by request, so
+    a noisy neighbour slows them all alike instead of skewing whichever ran at that moment."""
+    samples: dict[str, list[float]] = {name: [] for name in scenarios}
+    for round_ in range(WARMUP + requests):
         for name, send in scenarios.items():
-            results[name] = measure(send, requests)
-        verify_url = f"{stack.config.url('profile')}/internal/auth/verify"
-        internal = {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]}
-        with httpx.Client(timeout=10.0, headers=internal) as direct:
-            results["verify direct, JWT"] = measure(
-                lambda: direct.get(verify_url, headers=reader.jwt_headers), requests)
-            results["verify direct, session token"] = measure(
-                lambda: direct.get(verify_url, headers=reader.headers), requests)
-    return results
+            start = time.perf_counter()
+            response = send()
+            elapsed = (time.perf_counter() - start) * 1000
+            if response.status_code != 200:
+                raise SystemExit(f"{name}: unexpected {response.status_code}: "
+                                 f"{response.text[:200]}")
+            if round_ >= WARMUP:
+                samples[name].append(elapsed)
+    return {name: summarize(values) for name, values in samples.items()}
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), in milliseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(stack: Stack, scenarios: dict[str, Callable[[], httpx.Response]],
+                    requests: int) -> dict[str, dict[str, float]]:
+    """CPU milliseconds the gateway and the profile service spend per request: unlike wall
+    time, this hardly depends on what else the machine is doing."""
+    pids = {name: stack.processes[name].popen.pid for name in ("gateway", "profile")}
+    out = {}
+    for name, send in scenarios.items():
+        before = {p: cpu_ms(pid) for p, pid in pids.items()}
+        for _ in range(requests):
+            send()
+        out[name] = {f"{p}_cpu_ms": round((cpu_ms(pid) - before[p]) / requests, 3)
+                     for p, pid in pids.items()}
+    return out
+
+
+def scenarios_for(stack: Stack, gateway: httpx.Client, direct: httpx.Client
+                  ) -> dict[str, Callable[[], httpx.Response]]:
+    verify_url = f"{stack.config.url('profile')}/internal/auth/verify"
+    reader = new_reader(gateway)
+    jwt_headers, session_headers = reader.jwt_headers, reader.headers
+    return {
+        # Same service, same kind of tiny JSON answer; only the middleware chain differs.
+        "gateway, no forwardAuth (/api/profile/health)":
+            lambda: gateway.get("/api/profile/health"),
+        "gateway + forwardAuth, anonymous (/api/profile/options)":
+            lambda: gateway.get("/api/profile/options"),
+        "gateway + forwardAuth, JWT":
+            lambda: gateway.get("/api/profile/options", headers=jwt_headers),
+        "gateway + forwardAuth, session token":
+            lambda: gateway.get("/api/profile/options", headers=session_headers),
+        "verify direct, JWT": lambda: direct.get(verify_url, headers=jwt_headers),
+        "verify direct, session token": lambda: direct.get(verify_url, headers=session_headers),
+    }
+
+
+def run(stack: Stack, requests: int) -> dict[str, dict[str, float]]:
+    internal = {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]}
+    with (httpx.Client(base_url=stack.gateway_url, timeout=10.0) as gateway,
+          httpx.Client(timeout=10.0, headers=internal) as direct):
+        scenarios = scenarios_for(stack, gateway, direct)
+        latency = measure(scenarios, requests)
+        cpu = cpu_per_request(stack, scenarios, requests)
+    return {name: {**latency[name], **cpu[name]} for name in scenarios}
 
 
 def main() -> None:
@@ -80,10 +114,12 @@ def main() -> None:
         with Stack(config) as stack:
             results = run(stack, args.requests)
     base = results["gateway, no forwardAuth (/api/profile/health)"]["p50_ms"]
-    print(f"{'scenario':58} {'p50 ms':>8} {'p95 ms':>8} {'+p50 vs no forwardAuth':>24}")
-    for name, figures in results.items():
-        extra = f"{figures['p50_ms'] - base:+.3f}" if name.startswith("gateway +") else ""
-        print(f"{name:58} {figures['p50_ms']:8.3f} {figures['p95_ms']:8.3f} {extra:>24}")
+    print(f"{'scenario':58} {'p50 ms':>7} {'p95 ms':>7} {'+p50':>7} "
+          f"{'gateway CPU ms/req':>19} {'profile CPU ms/req':>19}")
+    for name, f in results.items():
+        extra = f"{f['p50_ms'] - base:+.3f}" if name.startswith("gateway +") else ""
+        print(f"{name:58} {f['p50_ms']:7.3f} {f['p95_ms']:7.3f} {extra:>7} "
+              f"{f['gateway_cpu_ms']:19.3f} {f['profile_cpu_ms']:19.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"requests": args.requests, "results": results},
