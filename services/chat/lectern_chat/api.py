@@ -16,12 +16,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from lectern_chat import owners, store
+from lectern_chat.events import Event
 from lectern_chat.orchestrator import Job
 from lectern_chat.owners import Owner
 from lectern_chat.schemas import (ClaimOut, ConversationList, ConversationOut,
                                   ConversationSummary, DeletedOut, FeedbackIn, FeedbackOut,
                                   MessageOut, StreamRequest)
-from lectern_chat.state import ChatState, State
+from lectern_chat.state import State
 from lectern_chat.store import Turn
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.identity import OptionalReader, Reader
@@ -70,11 +71,10 @@ def last_event_id(last_event: Annotated[str | None, Header(alias="Last-Event-ID"
     return int(last_event)
 
 
-def sse_stream(state: ChatState, message_id: UUID, *, after: int, listener: str | None = None,
-               guest_token: str | None = None) -> EventSourceResponse:
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for event in state.events.follow(message_id, after=after, listener=listener,
-                                               idle_s=state.settings.resume_idle_s):
+def sse_response(events: AsyncIterator[Event], *,
+                 guest_token: str | None = None) -> EventSourceResponse:
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for event in events:
             data = event.data
             if guest_token and event.name == "meta":
                 # The token is only ever in this one response: the replay log stays free of it.
@@ -82,7 +82,7 @@ def sse_stream(state: ChatState, message_id: UUID, *, after: int, listener: str 
             yield ServerSentEvent(data=orjson.dumps(data).decode(), event=event.name,
                                   id=str(event.id))
 
-    return EventSourceResponse(events(), headers=SSE_HEADERS, ping=15)
+    return EventSourceResponse(frames(), headers=SSE_HEADERS, ping=15)
 
 
 @router.post("/stream", response_class=EventSourceResponse,
@@ -92,7 +92,7 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
     """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
     started = time.perf_counter()
     pool = state.stores.pool
-    guest_token = None
+    guest_token = guest_hash = None
     history: list[tuple[str, str]] = []
     if body.conversation_id is not None:
         await owned_conversation(body.conversation_id, state, owner)
@@ -100,7 +100,8 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
                                           state.settings.history_messages)
         history = [(r["role"], r["content"]) for r in rows]
     if owner is None:  # a guest's first question (a named conversation was refused above)
-        guest_token, owner = await owners.new_guest(pool)
+        guest_token, guest_hash = owners.new_guest()
+        owner = owners.guest_owner(guest_hash)
     if not await state.orchestrator.take_slot(owner):
         raise ApiError(429, "too_many_streams",
                        "too many answers streaming at once; wait for one to finish",
@@ -111,7 +112,8 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
                 selected_text=body.selected_text, chapter_id=body.chapter_id)
     try:
         await store.start_turn(pool, turn, new_conversation=body.conversation_id is None,
-                               stale_after_s=state.settings.stream_max_s)
+                               stale_after_s=state.settings.stream_max_s,
+                               new_guest_hash=guest_hash)
     except store.ConversationBusy:
         await state.orchestrator.release_slot(owner)
         raise ApiError(409, "conversation_busy",
@@ -119,13 +121,13 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
     except BaseException:
         await state.orchestrator.release_slot(owner)
         raise
-    # Count this request as a listener before the answer starts, so it is never "abandoned".
-    listener = uuid.uuid4().hex
-    await state.events.attach(turn.assistant_message_id, listener)
+    # Attached before the answer starts, so no event is missed and it is never "abandoned".
+    readers = state.orchestrator.readers
+    queue = readers.attach(turn.assistant_message_id)
     state.orchestrator.start(Job(turn=turn, owner=owner, question=body.message,
                                  top_k=body.top_k, history=history, started=started))
-    return sse_stream(state, turn.assistant_message_id, after=0, listener=listener,
-                      guest_token=guest_token)
+    events = readers.follow(turn.assistant_message_id, queue, idle_s=state.settings.resume_idle_s)
+    return sse_response(events, guest_token=guest_token)
 
 
 @router.get("/messages/{message_id}/events", response_class=EventSourceResponse,
@@ -138,7 +140,8 @@ async def resume_answer(message_id: UUID, state: State,
     if not await state.events.exists(message_id):
         raise ApiError(410, "replay_expired",
                        "this answer's events are no longer kept; read the conversation instead")
-    return sse_stream(state, message_id, after=after)
+    return sse_response(state.events.follow(message_id, after=after,
+                                            idle_s=state.settings.resume_idle_s))
 
 
 @router.get("/conversations")

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.middleware import Middleware
 
 from lectern_chat import pages
@@ -19,7 +20,7 @@ from lectern_chat.state import ChatState
 from lectern_common.app import build_app
 from lectern_common.gemini import Gemini, GeminiConfig
 from lectern_common.http import InternalClient
-from lectern_common.stores import open_stores
+from lectern_common.stores import open_stores, require_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,6 +38,14 @@ def gemini_client(settings: ChatSettings) -> Gemini | None:
         max_output_tokens=settings.max_output_tokens))
 
 
+def event_redis(settings: ChatSettings) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        require_url(settings.redis_url, "REDIS_URL"),
+        max_connections=settings.redis_max_connections, timeout=5, socket_timeout=5,
+        socket_connect_timeout=5, health_check_interval=30)
+    return Redis(connection_pool=pool)
+
+
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
     settings = settings or ChatSettings()
     token = settings.internal_token.get_secret_value()
@@ -49,14 +58,17 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             profile = InternalClient(name="profile", base_url=settings.profile_url,
                                      token=token, timeout_s=settings.profile_timeout_s)
             gemini = gemini_client(settings)
-            events = EventLog(stores.redis, stores.keys, ttl_s=settings.replay_ttl_s)
-            orchestrator = Orchestrator(settings=settings, stores=stores, events=events,
-                                        retrieval=retrieval, profile=profile, gemini=gemini)
+            redis = event_redis(settings)
+            events = EventLog(redis, stores.keys, ttl_s=settings.replay_ttl_s)
+            orchestrator = Orchestrator(settings=settings, stores=stores, redis=redis,
+                                        events=events, retrieval=retrieval, profile=profile,
+                                        gemini=gemini)
             try:
                 yield {"chat": ChatState(settings, stores, retrieval, profile, gemini, events,
                                          orchestrator)}
             finally:
                 await orchestrator.aclose()
+                await redis.aclose()
                 if gemini is not None:
                     await gemini.aclose()
                 await retrieval.aclose()

@@ -1,5 +1,7 @@
-"""Each answer's events in a Redis stream, so any worker can replay them after Last-Event-ID,
-and the set of readers listening to an answer, so generation stops when all of them have left.
+"""Where an answer's events go: to the readers attached in this worker (an in-process queue,
+no round trip) and to a Redis stream, so a reader who reconnects with Last-Event-ID, on any
+worker or replica, gets the rest of that answer. Readers following the Redis log keep a
+heartbeat in a Redis set, so the worker producing the answer knows somebody still listens.
 
 Event ids are small integers per message (1, 2, 3, ...) stored as Redis stream ids `0-<n>`,
 so "the events after Last-Event-ID n" is exactly `XREAD ... 0-<n>`.
@@ -24,7 +26,7 @@ log = structlog.get_logger()
 
 TERMINAL = frozenset({"done", "error"})
 # Reading blocks at most this long so a listener can refresh its heartbeat in between; it
-# stays under the Redis client's socket timeout (5 s).
+# stays under the Redis client's socket timeout.
 BLOCK_MS = 1000
 HEARTBEAT_S = 1.0
 LISTENER_TTL_S = 3.0
@@ -41,8 +43,62 @@ class Event:
         return self.name in TERMINAL
 
 
+def stream_lost(after: int) -> Event:
+    return Event(after + 1, "error", {"code": "stream_lost", "retryable": True,
+                                      "message": "the answer stopped arriving; ask again"})
+
+
+class LocalReaders:
+    """Queues of the readers attached, in this worker, to answers this worker produces."""
+
+    def __init__(self) -> None:
+        self._queues: dict[UUID, set[asyncio.Queue[Event]]] = {}
+
+    def attach(self, message_id: UUID) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues.setdefault(message_id, set()).add(queue)
+        return queue
+
+    def detach(self, message_id: UUID, queue: asyncio.Queue[Event]) -> None:
+        queues = self._queues.get(message_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._queues[message_id]
+
+    def drop(self, message_id: UUID) -> None:
+        """Forget an answer that has ended (its readers already got the last event)."""
+        self._queues.pop(message_id, None)
+
+    def count(self, message_id: UUID) -> int:
+        return len(self._queues.get(message_id, ()))
+
+    def publish(self, message_id: UUID, event: Event) -> None:
+        for queue in self._queues.get(message_id, ()):
+            queue.put_nowait(event)
+
+    async def follow(self, message_id: UUID, queue: asyncio.Queue[Event], *,
+                     idle_s: float) -> AsyncIterator[Event]:
+        """Yield the events put on `queue` until a terminal one (or `idle_s` of silence)."""
+        last = 0
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), idle_s)
+                except TimeoutError:
+                    log.warning("chat.stream_lost", message_id=str(message_id), after=last)
+                    yield stream_lost(last)
+                    return
+                yield event
+                last = event.id
+                if event.terminal:
+                    return
+        finally:
+            self.detach(message_id, queue)
+
+
 class EventLog:
-    """Append, replay and follow the events of one answer; track who is listening."""
+    """Append, replay and follow the events of an answer in Redis; track remote listeners."""
 
     def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int) -> None:
         self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
@@ -57,9 +113,13 @@ class EventLog:
 
     async def append(self, message_id: UUID, event: Event) -> None:
         key = self._events_key(message_id)
+        fields = {"event": event.name, "data": orjson.dumps(event.data)}
+        if event.id != 1 and not event.terminal:
+            await self.redis.xadd(key, fields, id=f"0-{event.id}")
+            return
+        # The expiry is set by the first event and renewed by the last one.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"event": event.name, "data": orjson.dumps(event.data)},
-                      id=f"0-{event.id}")
+            pipe.xadd(key, fields, id=f"0-{event.id}")
             pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
@@ -102,12 +162,12 @@ class EventLog:
         if keys:
             await self.redis.delete(*keys)
 
-    async def follow(self, message_id: UUID, *, after: int, listener: str | None = None,
+    async def follow(self, message_id: UUID, *, after: int,
                      idle_s: float) -> AsyncIterator[Event]:
         """Yield the events after `after` as they are appended, until a terminal one. While
         following, keep a heartbeat in the listener set. If the log stays silent for `idle_s`
         (the worker producing it died), end with a `stream_lost` error."""
-        listener = listener or uuid.uuid4().hex
+        listener = uuid.uuid4().hex
         await self.attach(message_id, listener)
         beat = idle_since = time.monotonic()
         try:
@@ -120,9 +180,7 @@ class EventLog:
                 if not events:
                     if now - idle_since > idle_s:
                         log.warning("chat.stream_lost", message_id=str(message_id), after=after)
-                        yield Event(after + 1, "error", {
-                            "code": "stream_lost", "retryable": True,
-                            "message": "the answer stopped arriving; ask again"})
+                        yield stream_lost(after)
                         return
                     continue
                 idle_since = now

@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import httpx
 import structlog
 from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
 
 from lectern_chat import extractive, prompt, store
-from lectern_chat.events import Event, EventLog
+from lectern_chat.events import Event, EventLog, LocalReaders
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
 from lectern_chat.store import Turn
@@ -76,14 +78,18 @@ class Outcome:
 
 
 class Emitter:
-    """Numbers the events of one answer and appends them to its log."""
+    """Numbers the events of one answer, hands each to the readers attached in this worker at
+    once, then appends it to the answer's Redis log (for readers resuming anywhere)."""
 
-    def __init__(self, events: EventLog, message_id: UUID) -> None:
-        self.events, self.message_id, self.last_id = events, message_id, 0
+    def __init__(self, readers: LocalReaders, events: EventLog, message_id: UUID) -> None:
+        self.readers, self.events, self.message_id = readers, events, message_id
+        self.last_id = 0
 
     async def emit(self, name: str, data: dict) -> None:
         self.last_id += 1
-        await self.events.append(self.message_id, Event(self.last_id, name, data))
+        event = Event(self.last_id, name, data)
+        self.readers.publish(self.message_id, event)
+        await self.events.append(self.message_id, event)
 
 
 def since_ms(started: float) -> int:
@@ -99,11 +105,12 @@ def numbered_sources(results: list[dict], snippet_chars: int) -> list[dict]:
 
 
 class Orchestrator:
-    def __init__(self, *, settings: ChatSettings, stores: Stores, events: EventLog,
+    def __init__(self, *, settings: ChatSettings, stores: Stores, redis: Redis, events: EventLog,
                  retrieval: InternalClient, profile: InternalClient,
                  gemini: Gemini | None) -> None:
-        self.settings, self.stores, self.events = settings, stores, events
+        self.settings, self.stores, self.redis, self.events = settings, stores, redis, events
         self.retrieval, self.profile, self.gemini = retrieval, profile, gemini
+        self.readers = LocalReaders()
         self.tasks: set[asyncio.Task] = set()
 
     @property
@@ -124,7 +131,7 @@ class Orchestrator:
 
     async def run(self, job: Job) -> None:
         message_id = job.turn.assistant_message_id
-        out = Emitter(self.events, message_id)
+        out = Emitter(self.readers, self.events, message_id)
         outcome = Outcome(model=self.model_name)
         watchdog = asyncio.create_task(self._stop_when_abandoned(asyncio.current_task(), job))
         structlog.contextvars.bind_contextvars(message_id=str(message_id))
@@ -143,6 +150,7 @@ class Orchestrator:
             await self._finish(job, out, outcome)
         finally:
             watchdog.cancel()
+            self.readers.drop(message_id)
             await self.release_slot(job.owner)
 
     async def _stop_when_abandoned(self, task: asyncio.Task | None, job: Job) -> None:
@@ -151,7 +159,9 @@ class Orchestrator:
         while task is not None:
             await asyncio.sleep(0.5)
             try:
-                listening = await self.events.listeners(message_id)
+                # Readers in this worker first: Redis is asked only when none is left here.
+                listening = (self.readers.count(message_id)
+                             or await self.events.listeners(message_id))
             except Exception as exc:  # Redis trouble must not kill a running answer
                 log.warning("chat.listeners_unknown", error_type=type(exc).__name__)
                 continue
@@ -220,12 +230,14 @@ class Orchestrator:
             response = await self.retrieval.post(
                 "/internal/search", json=body, retry_posts=True,
                 timeout_s=self.settings.retrieval_timeout_s)
-        except ServiceUnavailable as exc:
+            if response.status_code != 200:
+                log.warning("chat.retrieval_failed", status=response.status_code)
+                raise RetrievalFailed
+            return response.json()["results"][:job.top_k]
+        except (ServiceUnavailable, httpx.HTTPError, ValueError, KeyError) as exc:
+            # Unreachable, cut off mid-answer or an unreadable reply: no sources either way.
+            log.warning("chat.retrieval_failed", error_type=type(exc).__name__)
             raise RetrievalFailed from exc
-        if response.status_code != 200:
-            log.warning("chat.retrieval_failed", status=response.status_code)
-            raise RetrievalFailed
-        return response.json()["results"][:job.top_k]
 
     async def _profile(self, owner: Owner) -> dict | None:
         """The reader's profile, or None (guest, no profile, or profile service trouble:
@@ -235,10 +247,11 @@ class Orchestrator:
         try:
             response = await self.profile.get(f"/internal/profiles/{owner.user_id}",
                                               timeout_s=self.settings.profile_timeout_s)
-        except ServiceUnavailable:
+            if response.status_code == 200:
+                return response.json()
+        except (ServiceUnavailable, httpx.HTTPError, ValueError) as exc:
+            log.warning("chat.profile_failed", error_type=type(exc).__name__)
             return None
-        if response.status_code == 200:
-            return response.json()
         if response.status_code != 404:
             log.warning("chat.profile_failed", status=response.status_code)
         return None
@@ -326,17 +339,17 @@ class Orchestrator:
     async def take_slot(self, owner: Owner) -> bool:
         """Count an open answer for this owner; False when they already have too many."""
         key = self._slot_key(owner)
-        async with self.stores.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.settings.stream_max_s)
             count, _ = await pipe.execute()
         if count > self.settings.max_open_streams:
-            await self.stores.redis.decr(key)
+            await self.redis.decr(key)
             return False
         return True
 
     async def release_slot(self, owner: Owner) -> None:
         try:
-            await self.stores.redis.decr(self._slot_key(owner))
+            await self.redis.decr(self._slot_key(owner))
         except Exception as exc:  # the key expires on its own
             log.warning("chat.slot_release_failed", error_type=type(exc).__name__)

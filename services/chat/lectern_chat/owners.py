@@ -66,8 +66,7 @@ async def resolve(pool: asyncpg.Pool, *, user_id: str | None,
     return None
 
 
-async def new_guest(pool: asyncpg.Pool) -> tuple[str, Owner]:
+def new_guest() -> tuple[str, bytes]:
+    """A fresh guest token and its hash (stored with the guest's first conversation)."""
     token = secrets.token_urlsafe(32)
-    token_hash = hash_token(token)
-    await store.create_guest(pool, token_hash)
-    return token, guest_owner(token_hash)
+    return token, hash_token(token)

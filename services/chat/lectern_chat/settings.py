@@ -40,6 +40,9 @@ class ChatSettings(ServiceSettings):
     # An answer still marked streaming after this long is treated as dead (worker crash).
     stream_max_s: int = 600
     max_open_streams: int = 3
+    # The event log's own Redis pool: callers wait for a free connection (up to the socket
+    # timeout) instead of failing when many answers stream at once.
+    redis_max_connections: int = 256
     max_body_bytes: int = 131072
 
     # The extractive answerer (no API key) says the book does not cover a question when the

@@ -35,10 +35,6 @@ async def guest_is_active(pool: asyncpg.Pool, token_hash: bytes) -> bool:
         "SELECT 1 FROM guests WHERE token_hash = $1 AND claimed_by IS NULL", token_hash))
 
 
-async def create_guest(pool: asyncpg.Pool, token_hash: bytes) -> None:
-    await pool.execute("INSERT INTO guests (token_hash) VALUES ($1)", token_hash)
-
-
 async def get_conversation(pool: asyncpg.Pool, conversation_id: UUID,
                            owner: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
@@ -57,9 +53,12 @@ async def recent_history(pool: asyncpg.Pool, conversation_id: UUID,
 
 
 async def start_turn(pool: asyncpg.Pool, turn: Turn, *, new_conversation: bool,
-                     stale_after_s: int) -> None:
-    """Store the question and a `streaming` answer; refuse while another answer streams."""
+                     stale_after_s: int, new_guest_hash: bytes | None = None) -> None:
+    """Store the question and a `streaming` answer (and the guest token of a new guest);
+    refuse while another answer of the conversation streams."""
     async with pool.acquire() as conn, conn.transaction():
+        if new_guest_hash is not None:
+            await conn.execute("INSERT INTO guests (token_hash) VALUES ($1)", new_guest_hash)
         if new_conversation:
             await conn.execute(
                 "INSERT INTO conversations (id, owner, title) VALUES ($1, $2, $3)",
