@@ -21,11 +21,11 @@ import httpx
 from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig
 
 SOURCE = "bench-summary"
-CHAPTER_FILE = REPO_ROOT / "book"
+BOOK_DIR = REPO_ROOT / "book"
 
 
 def first_chapter_file() -> Path:
-    return next(p for p in sorted(CHAPTER_FILE.rglob("*")) if p.suffix in (".md", ".mdx"))
+    return next(p for p in sorted(BOOK_DIR.rglob("*")) if p.suffix in (".md", ".mdx"))
 
 
 def start_stack(data_dir: Path) -> Stack:
@@ -37,7 +37,7 @@ def start_stack(data_dir: Path) -> Stack:
 
 def ingest_one(stack: Stack) -> str:
     path = first_chapter_file()
-    name = path.relative_to(CHAPTER_FILE).as_posix()
+    name = path.relative_to(BOOK_DIR).as_posix()
     response = httpx.post(
         f"{stack.gateway_url}/api/admin/ingest", timeout=300,
         headers={"authorization": f"Bearer {stack.secrets['ADMIN_TOKEN']}"},

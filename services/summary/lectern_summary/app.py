@@ -43,8 +43,7 @@ def create_app(settings: SummarySettings | None = None) -> FastAPI:
                                   writer=Writer(gemini, settings) if gemini else None)
             log.info("summary.started", model=settings.gemini_model if gemini else "extractive")
             try:
-                yield {"summary": SummaryState(settings, stores, retrieval, profile, gemini,
-                                               generator)}
+                yield {"summary": SummaryState(settings, stores, retrieval, profile, generator)}
             finally:
                 await retrieval.aclose()
                 await profile.aclose()

@@ -12,9 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from lectern_common.redis import Keys
+
+log = structlog.get_logger()
 
 _RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1])
 else return 0 end"""
@@ -69,7 +73,11 @@ class Flight:
     async def _refresh(self, lock: Lock) -> None:
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
-            await self.redis.eval(_REFRESH, 1, lock.key, lock.token, self.ttl_ms)
+            try:
+                await self.redis.eval(_REFRESH, 1, lock.key, lock.token, self.ttl_ms)
+            except RedisError as exc:
+                # Worst case the lock expires and a second replica generates too.
+                log.warning("summary.lock_refresh_failed", error=type(exc).__name__)
 
     async def holder(self, item: str) -> str | None:
         token = await self.redis.get(self.lock_key(item))

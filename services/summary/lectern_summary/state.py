@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lectern_common.gemini import Gemini
 from lectern_common.http import InternalClient
 from lectern_common.stores import Stores
 from lectern_summary.generation import Generator
@@ -17,5 +16,4 @@ class SummaryState:
     stores: Stores
     retrieval: InternalClient
     profile: InternalClient
-    gemini: Gemini | None
     generator: Generator
