@@ -188,13 +188,26 @@ async function run(browser) {
     // Record the answer's length as it grows, to see that tokens appear before the end.
     await page.evaluate(() => {
       window.__lengths = [];
+      document.getElementById("ask-button").addEventListener("click", () => {
+        window.__askedAt = performance.now();
+      }, { capture: true, once: true });
       new MutationObserver(() => {
         const answer = document.querySelector("#thread > li.turn:last-child .answer");
-        if (answer && answer.getAttribute("aria-busy") === "true") window.__lengths.push(answer.textContent.length);
+        if (answer?.getAttribute("aria-busy") === "true" && !answer.querySelector(".pending")) {
+          window.__lengths.push(answer.textContent.length);
+          window.__firstTextAt ??= performance.now();
+        }
       }).observe(document.getElementById("thread"), { subtree: true, childList: true, characterData: true });
     });
     const turn = await askAndWait(page, { question: "How do I add a camera sensor to a robot in Gazebo?" });
+    const doneAt = await page.evaluate(() => performance.now());
     const lengths = [...new Set(await page.evaluate(() => window.__lengths.filter((n) => n > 0)))];
+    // Seen from the reader's side: click to first words on screen, and to the finished answer
+    // (the fake model sends a word every 40 ms; noisy on a shared machine).
+    results.facts.browser_timings_ms = await page.evaluate((end) => ({
+      first_text: Math.round(window.__firstTextAt - window.__askedAt),
+      done_seen: Math.round(end - window.__askedAt),
+    }), doneAt);
     assert.ok(lengths.length >= 3, `the answer grew in steps while streaming (${lengths})`);
     const sources = await turn.locator("ol.sources > li").evaluateAll((items) => items.map((li) => ({
       n: li.value, href: li.querySelector("a.source-link")?.href, title: li.querySelector("a.source-link")?.textContent,

@@ -102,6 +102,7 @@ def test_a_reader_uses_the_page_in_a_browser(stack: Stack, gateway: httpx.Client
     assert len(names) >= 20 and all(c["ok"] for c in report["checks"]), names
     for shot in ("reader-1280-answer.png", "reader-1280-summary.png", "reader-390.png"):
         assert (tmp_path / shot).stat().st_size > 10_000, shot
+    print("reader page timings (ms):", report["facts"]["browser_timings_ms"])
 
     # The guest's conversation was claimed at sign-up (which spends the guest token) and then
     # deleted by the reader.

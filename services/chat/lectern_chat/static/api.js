@@ -61,10 +61,7 @@ export async function api(path, { method = "GET", body, headers = {}, timeoutMs 
   return text ? JSON.parse(text) : null;
 }
 
-/**
- * Requests (POST unless told) and yields the response's server-sent events. A JSON answer (a route that chose not to
- * stream, e.g. a cached result) is yielded as one `json` event.
- */
+/** Requests (POST unless told) and yields the response's server-sent events. */
 export async function* streamEvents(path, { method = "POST", body, headers = {}, signal, idleMs } = {}) {
   const init = {
     method,
@@ -79,10 +76,6 @@ export async function* streamEvents(path, { method = "POST", body, headers = {},
   const response = await fetch(path, init);
   if (!response.ok) throw await failure(response);
   const type = response.headers.get("content-type") ?? "";
-  if (type.includes("application/json")) {
-    yield { event: "json", data: await response.json(), id: "" };
-    return;
-  }
   if (!type.includes("text/event-stream") || !response.body) {
     throw new ApiError({ status: response.status, code: "bad_stream", message: "The server did not send a stream." });
   }

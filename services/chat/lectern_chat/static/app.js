@@ -252,13 +252,6 @@ async function showSummary() {
   }
 }
 
-function textOfJson(result) {
-  for (const key of ["text", "content", "personalized", "summary", "markdown"]) {
-    if (typeof result?.[key] === "string") return result[key];
-  }
-  return "";
-}
-
 /** Streams a rewritten version of the open chapter (personalized or translated) into the panel. */
 async function streamChapterVersion({ path, body, label, busyText, language = null }) {
   const chapter = state.chapter;
@@ -273,18 +266,24 @@ async function streamChapterVersion({ path, body, label, busyText, language = nu
   $("chapter-meta").textContent = busyText;
   setChapterBusy(true);
   let text = "";
+  let scheduled = false;
+  // A rewritten chapter is long: rebuild its DOM at most once per frame, not per token.
+  const render = () => {
+    scheduled = false;
+    if (state.chapter === chapter) renderRich(output, text);
+  };
   let finished = false;
   try {
     const url = `/api/summary/chapters/${encodeURIComponent(chapter.id)}/${path}`;
     for await (const { event, data } of streamEvents(url, { body, signal: controller.signal, idleMs: 120000 })) {
       if (event === "token") {
         text += data.text ?? "";
-        renderRich(output, text);
-      } else if (event === "json") {
-        renderRich(output, textOfJson(data));
-        $("chapter-meta").textContent = doneLine(label, data);
-        finished = true;
+        if (!scheduled) {
+          scheduled = true;
+          requestAnimationFrame(render);
+        }
       } else if (event === "done") {
+        render();
         $("chapter-meta").textContent = doneLine(label, data);
         finished = true;
       } else if (event === "error") {
