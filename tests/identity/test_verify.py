@@ -101,6 +101,20 @@ def test_anonymous_readers_pass_public_routes_but_not_signed_in_ones(gateway: ht
     assert_unauthorized(gateway.get("/api/profile/me"))
 
 
+def test_a_known_key_costs_no_call_to_the_auth_server(stack: Stack, gateway: httpx.Client,
+                                                     reader: Reader):
+    def jwks_fetches() -> int:
+        text = (stack.logs / "profile.log").read_text(errors="replace")
+        return text.count('"jwks.fetched"') + text.count('"jwks.fetch_failed"')
+
+    assert me(gateway, reader.jwt_headers).status_code == 404  # key known from here on
+    before = jwks_fetches()
+    assert before >= 1  # the first JWT of the session did fetch the key set
+    for _ in range(20):
+        assert me(gateway, reader.jwt_headers).status_code == 404
+    assert jwks_fetches() == before
+
+
 # ---- credentials that are refused ----------------------------------------------------------
 
 def test_garbage_credentials_are_refused(gateway: httpx.Client):
