@@ -376,6 +376,14 @@ async function run(browser) {
     return { option_fields: Object.keys(options?.fields ?? options ?? {}).length };
   });
 
+  await check("every form control and button has an accessible name", async () => {
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll("input, select, textarea, button")]
+      .filter((node) => node.getClientRects().length > 0)
+      .filter((node) => !(node.labels?.length || node.getAttribute("aria-label") || (node.tagName === "BUTTON" && node.textContent.trim())))
+      .map((node) => node.id || node.outerHTML.slice(0, 80)));
+    assert.deepEqual(unnamed, []);
+  });
+
   await check("a signed-in reader's question is answered without a guest token", async () => {
     await askAndWait(page, { question: "Which sensors can a Jetson read?" });
     const { headers, body } = streams.at(-1);
