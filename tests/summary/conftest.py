@@ -149,10 +149,11 @@ def start_replica(stack: Stack, name: str, env: dict[str, str]) -> Replica:
 
 @pytest.fixture(scope="session")
 def replica(stack: Stack) -> Iterator[Replica]:
-    """Replica B, with model timeouts of 2 s so a slow model can be shown to time out."""
+    """Replica B, with model timeouts of 2 s (so a slow model can be shown to time out) and
+    SSE keep-alive comments every 0.3 s."""
     r = start_replica(stack, "summary-b", {
         "SUMMARY_GEMINI_FIRST_TOKEN_TIMEOUT_S": "2", "SUMMARY_GEMINI_BETWEEN_TOKENS_TIMEOUT_S": "2",
-        "SUMMARY_GEMINI_REQUEST_TIMEOUT_S": "2"})
+        "SUMMARY_GEMINI_REQUEST_TIMEOUT_S": "2", "SUMMARY_SSE_KEEPALIVE_S": "0.3"})
     yield r
     r.process.stop()
 

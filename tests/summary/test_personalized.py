@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from lectern_dev.stack import Stack
-from tests.summary.conftest import (Event, chapter_id_of, ingest, model_calls, parse_sse,
-                                    stored)
+from tests.summary.conftest import (Event, Replica, chapter_id_of, ingest, model_calls,
+                                    parse_sse, stored)
 from tests.support.readers import Reader, new_reader
 
 BEGINNER_SIM = {"python_level": "beginner", "cpp_level": "none", "ai_ml_level": "none",
@@ -158,6 +158,21 @@ def test_reader_leaving_mid_stream_does_not_lose_the_text(gateway: httpx.Client,
     assert later["cached"] is True
     assert later["text"].startswith("This is the fake model's answer")
     assert len(model_calls(fake_gemini)) == 1
+
+
+def test_a_quiet_stream_sends_keep_alive_comments(fake_gemini, chapter, beginners,
+                                                  replica: Replica):
+    fake_gemini.post("/_fake/config", json={"ttft_ms": 1200})
+    with replica.client() as client:
+        response = client.post(f"/api/summary/chapters/{chapter['id']}/personalized",
+                               headers={"x-user-id": beginners[0].user_id, **STREAM})
+    assert response.status_code == 200
+    body = response.text
+    assert ": keep-alive" in body
+    assert body.index("event: meta") < body.index(": keep-alive") < body.index("event: token")
+    events = parse_sse(body)
+    assert_stream_shape(events)
+    assert events[-1].name == "done"
 
 
 def test_model_failure_before_streaming_as_json(gateway: httpx.Client, fake_gemini, chapter,

@@ -59,7 +59,8 @@ async def chapter_version(state: SummaryState, request: Request, job: Job
     if wants_stream(request):
         meta = {"chapter_id": job.chapter.id, "kind": job.kind.value, "audience": job.audience,
                 "title": job.chapter.title}
-        return stream_response(state.generator, job, meta)
+        return stream_response(state.generator, job, meta,
+                               keepalive_s=state.settings.sse_keepalive_s)
     outcome = await obtain(state.generator, job)
     return ChapterVersionOut(chapter_id=job.chapter.id, kind=job.kind, audience=job.audience,
                              text=outcome.text, cached=outcome.cached, model=outcome.model,

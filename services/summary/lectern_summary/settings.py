@@ -41,6 +41,8 @@ class SummarySettings(ServiceSettings):
     wait_timeout_s: float = 150.0
     wait_poll_s: float = 0.05
     failure_memory_s: float = 30.0
+    # An SSE comment this often while a stream has nothing to send (waiting for a generation).
+    sse_keepalive_s: float = 15.0
 
     def gemini_config(self) -> GeminiConfig:
         return GeminiConfig(

@@ -41,7 +41,8 @@ def _error_data(exc: BaseException) -> dict:
     return {"code": "internal_error", "message": "internal error", "retryable": True}
 
 
-async def _events(generator: Generator, job: Job, meta: dict) -> AsyncIterator[bytes]:
+async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
+                  ) -> AsyncIterator[bytes]:
     started = time.perf_counter()
     queue: asyncio.Queue[str] = asyncio.Queue()
     task = asyncio.create_task(generator.obtain(job, emit=queue.put_nowait))
@@ -50,15 +51,25 @@ async def _events(generator: Generator, job: Job, meta: dict) -> AsyncIterator[b
     n = 1
     yield _event(n, "meta", meta)
     first_token_ms = None
-    while not (task.done() and queue.empty()):
-        getter = asyncio.ensure_future(queue.get())
-        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if not getter.done():
-            getter.cancel()
-            continue
-        first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
-        n += 1
-        yield _event(n, "token", {"text": getter.result()})
+    getter: asyncio.Future[str] | None = None
+    while True:
+        if getter is None:
+            getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({getter, task}, timeout=keepalive_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
+            n += 1
+            yield _event(n, "token", {"text": getter.result()})
+            getter = None
+        elif task.done():
+            if queue.empty():  # the generation ended and all it emitted has been sent
+                getter.cancel()
+                break
+        elif not done:
+            # While this request waits for another's generation nothing else is sent; a
+            # comment keeps proxies and the reader's idle timer from giving up.
+            yield b": keep-alive\n\n"
     if (exc := task.exception()) is not None:
         if not isinstance(exc, LLMError | ApiError):
             log.error("summary.stream_failed", error_type=type(exc).__name__)
@@ -78,6 +89,8 @@ async def _events(generator: Generator, job: Job, meta: dict) -> AsyncIterator[b
                        "total": round((time.perf_counter() - started) * 1000)}})
 
 
-def stream_response(generator: Generator, job: Job, meta: dict) -> StreamingResponse:
-    return StreamingResponse(_events(generator, job, meta), media_type="text/event-stream",
+def stream_response(generator: Generator, job: Job, meta: dict, *, keepalive_s: float
+                    ) -> StreamingResponse:
+    return StreamingResponse(_events(generator, job, meta, keepalive_s),
+                             media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
