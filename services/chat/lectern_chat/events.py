@@ -111,16 +111,16 @@ class EventLog:
     def _listeners_key(self, message_id: UUID) -> str:
         return self.keys("chat", "listeners", str(message_id))
 
-    async def append(self, message_id: UUID, event: Event) -> None:
+    async def append(self, message_id: UUID, events: list[Event]) -> None:
+        """Append events in one round trip; the expiry is set by the first event of the
+        answer and renewed by the last one."""
         key = self._events_key(message_id)
-        fields = {"event": event.name, "data": orjson.dumps(event.data)}
-        if event.id != 1 and not event.terminal:
-            await self.redis.xadd(key, fields, id=f"0-{event.id}")
-            return
-        # The expiry is set by the first event and renewed by the last one.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, fields, id=f"0-{event.id}")
-            pipe.expire(key, self.ttl_s)
+            for event in events:
+                pipe.xadd(key, {"event": event.name, "data": orjson.dumps(event.data)},
+                          id=f"0-{event.id}")
+            if any(event.id == 1 or event.terminal for event in events):
+                pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
     async def exists(self, message_id: UUID) -> bool:

@@ -78,18 +78,34 @@ class Outcome:
 
 
 class Emitter:
-    """Numbers the events of one answer, hands each to the readers attached in this worker at
-    once, then appends it to the answer's Redis log (for readers resuming anywhere)."""
+    """Numbers the events of one answer and hands each to the readers attached in this worker
+    at once. The Redis log (for readers resuming anywhere) is written behind, in batches, so
+    the answer never waits on it; the last event waits until the whole log is written."""
 
     def __init__(self, readers: LocalReaders, events: EventLog, message_id: UUID) -> None:
         self.readers, self.events, self.message_id = readers, events, message_id
         self.last_id = 0
+        self._unwritten: list[Event] = []
+        self._writer: asyncio.Task | None = None
 
     async def emit(self, name: str, data: dict) -> None:
         self.last_id += 1
         event = Event(self.last_id, name, data)
         self.readers.publish(self.message_id, event)
-        await self.events.append(self.message_id, event)
+        self._unwritten.append(event)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        if event.terminal:
+            await self._writer
+
+    async def _write(self) -> None:
+        while self._unwritten:
+            batch, self._unwritten = self._unwritten, []
+            try:
+                await self.events.append(self.message_id, batch)
+            except Exception as exc:  # the live answer goes on; only a resume would miss it
+                log.warning("chat.log_append_failed", error_type=type(exc).__name__,
+                            events=len(batch))
 
 
 def since_ms(started: float) -> int:

@@ -1,0 +1,199 @@
+"""Concurrent answer streams through the gateway against the fake Gemini: how much the chat
+orchestrator (gateway, guest token, storage, retrieval, prompt, model client, Redis event log)
+adds before the first token, at 50 and 200 streams at once.
+
+    uv run --frozen python bench/chat_bench.py                       # 50 and 200 streams
+    uv run --frozen python bench/chat_bench.py --streams 50 --ttft-ms 300 --rounds 2
+
+It starts its own stack (random ports, a temporary folder, the fake Gemini, the gateway's
+stream rate limit raised since every stream comes from one address), ingests the sample book,
+tells the fake to wait `--ttft-ms` before its first chunk, warms up, then for each level opens
+N streams at once (new guests, one question each) and reports per level: p50/p95 of the time
+to `sources`, of (time to first token - the fake's delay), of the whole answer, and errors
+(non-200, `error` events, broken streams). Target: at 50 streams the overhead before the first
+token stays under 100 ms p95 with no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from lectern_dev.stack import Ports, Stack, StackConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.book import ingest_book  # noqa: E402
+
+QUESTIONS = [
+    "What does an IMU measure on a walking humanoid?",
+    "How do I bridge Gazebo topics to ROS 2?",
+    "What is the difference between a topic and a service?",
+    "How is a lidar scan published?",
+    "Why should a simulation use simulated time?",
+    "How do I tune a PID controller?",
+    "What is a ROS 2 workspace?",
+    "How are links and joints described in URDF?",
+]
+
+
+@dataclass
+class Stream:
+    sources_ms: float | None = None
+    first_token_ms: float | None = None
+    total_ms: float | None = None
+    server: dict | None = None  # the chat service's own timings_ms from `done`
+    error: str | None = None
+
+
+async def one_stream(client: httpx.AsyncClient, question: str) -> Stream:
+    result = Stream()
+    started = time.perf_counter()
+
+    def since() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        async with client.stream("POST", "/api/chat/stream",
+                                 json={"message": question}) as response:
+            if response.status_code != 200:
+                await response.aread()
+                result.error = f"http {response.status_code}"
+                return result
+            event = None
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                    if event == "sources" and result.sources_ms is None:
+                        result.sources_ms = since()
+                    elif event == "token" and result.first_token_ms is None:
+                        result.first_token_ms = since()
+                    elif event == "error":
+                        result.error = "error event"
+                    elif event == "done":
+                        result.total_ms = since()
+                elif line.startswith("data: ") and event == "done":
+                    result.server = json.loads(line[6:])["timings_ms"]
+            if result.total_ms is None and result.error is None:
+                result.error = "stream ended without done"
+    except httpx.HTTPError as exc:
+        result.error = type(exc).__name__
+    return result
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None}
+    if len(values) == 1:
+        return {"p50": round(values[0], 1), "p95": round(values[0], 1)}
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(q[49], 1), "p95": round(q[94], 1)}
+
+
+async def level(url: str, streams: int, ttft_ms: float) -> dict:
+    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+        results = await asyncio.gather(*(one_stream(client, QUESTIONS[i % len(QUESTIONS)])
+                                         for i in range(streams)))
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    ok = [r for r in results if r.error is None]
+    served = [r.server for r in ok if r.server]
+    return {"streams": streams, "ok": len(ok), "errors": errors,
+            "client": {
+                "sources_ms": percentiles([r.sources_ms for r in ok if r.sources_ms]),
+                "overhead_before_first_token_ms": percentiles(
+                    [r.first_token_ms - ttft_ms for r in ok if r.first_token_ms]),
+                "total_ms": percentiles([r.total_ms for r in ok if r.total_ms])},
+            # Measured inside the chat service, from the request's arrival: how much of the
+            # overhead is retrieval, and how much the rest of the service.
+            "server": {
+                "retrieval_ms": percentiles([t["retrieval"] for t in served]),
+                "overhead_before_first_token_ms": percentiles(
+                    [t["first_token"] - ttft_ms for t in served]),
+                "overhead_without_retrieval_ms": percentiles(
+                    [t["first_token"] - ttft_ms - t["retrieval"] for t in served])}}
+
+
+async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float) -> list[dict]:
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        for question in QUESTIONS:  # warm connections, pools, model client and caches
+            await one_stream(client, question)
+    out = []
+    for streams in levels:
+        for _ in range(rounds):
+            out.append(await level(url, streams, ttft_ms))
+            await asyncio.sleep(1.0)  # let the previous level's answers settle
+    return out
+
+
+def start_stack(args: argparse.Namespace) -> Stack:
+    folder = Path(tempfile.mkdtemp(prefix="lectern-chat-bench-"))
+    env = {"RATE_STREAM_PER_MIN": "1000000", "RATE_STREAM_BURST": "100000",
+           "RATE_API_PER_S": "100000", "RATE_API_BURST": "100000",
+           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool),
+           "WEB_CONCURRENCY": str(args.workers)}
+    config = StackConfig(data_dir=folder, ports=Ports.random(), fake_gemini=True,
+                         redis_prefix="lectern-chat-bench:", extra_env=env,
+                         services=("retrieval", "profile", "chat"), with_auth=False)
+    return Stack(config).start()
+
+
+def wait_for_routes(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, timeout=2.0) as client:
+        for path in ("/api/chat/health", "/api/retrieval/health"):
+            while client.get(path).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the gateway does not route {path}")
+                time.sleep(0.1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--ttft-ms", type=float, default=300.0)
+    parser.add_argument("--token-interval-ms", type=float, default=20.0)
+    # Gemini sends a few dozen tokens per chunk; the fake's default (3 words) would make the
+    # client spend far more time parsing chunks than it does in production.
+    parser.add_argument("--words-per-chunk", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="chat service worker processes")
+    parser.add_argument("--db-pool", type=int, default=20)
+    args = parser.parse_args()
+
+    stack = start_stack(args)
+    try:
+        wait_for_routes(stack.gateway_url)
+        ingest_book(stack)
+        fake = stack.config.url("fake_gemini")
+        httpx.post(f"{fake}/_fake/config", json={
+            "ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
+            "words_per_chunk": args.words_per_chunk}).raise_for_status()
+        results = asyncio.run(measure(stack.gateway_url, args.streams, args.rounds,
+                                      args.ttft_ms))
+    finally:
+        stack.stop()
+    report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
+              "fake": {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
+                       "words_per_chunk": args.words_per_chunk},
+              "chat_workers": args.workers, "levels": results}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
