@@ -109,13 +109,17 @@ async function apiFromPage(page, path, headers = {}) {
  * a kernel with socket destruction: true here and in CI). Returns how many were cut.
  */
 function dropBrowserConnections(port) {
-  const listing = execFileSync("ss", ["-tnpH", "state", "established", "dst", `127.0.0.1:${port}`], { encoding: "utf8" });
-  const localPorts = listing.split("\n").filter((line) => line.includes("chrom"))
-    .map((line) => line.trim().split(/\s+/)[2].split(":").pop());
-  for (const local of localPorts) {
-    execFileSync("ss", ["-K", "-tn", "dst", `127.0.0.1:${port}`, "sport", "=", `:${local}`]);
+  try {
+    const listing = execFileSync("ss", ["-tnpH", "state", "established", "dst", `127.0.0.1:${port}`], { encoding: "utf8" });
+    const localPorts = listing.split("\n").filter((line) => line.includes("chrom"))
+      .map((line) => line.trim().split(/\s+/)[2].split(":").pop());
+    for (const local of localPorts) {
+      execFileSync("ss", ["-K", "-tn", "dst", `127.0.0.1:${port}`, "sport", "=", `:${local}`]);
+    }
+    return localPorts.length;
+  } catch (error) {
+    throw new Error(`cutting the browser's connection needs \`ss -K\` (iproute2) run as root: ${error.message}`);
   }
-  return localPorts.length;
 }
 
 const normalize = (text) => text.replace(/\s+/g, " ").trim();
@@ -270,7 +274,7 @@ async function run(browser) {
     const turn = lastTurn(page);
     await turn.locator(".meta", { hasText: "Answered" }).waitFor({ timeout: 60000 });
     await fake("/_fake/reset");
-    assert.ok(resumed.length >= 1, "the page asked for the rest of the answer");
+    assert.ok(resumed.length >= 1, "the page asked for the rest of the answer (`ss -K` cuts only as root)");
     assert.match(resumed[0]["last-event-id"] ?? "", /^\d+$/);
     assert.equal(resumed[0]["x-guest-token"], firstConversation.guestToken);
     const stored = await apiFromPage(page, `/api/chat/conversations/${firstConversation.id}`,
