@@ -4,12 +4,20 @@ and limits keep one reader from opening too many streams."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
+import redis as redis_sync
 
+from lectern_dev.stack import Stack, free_port
 from tests.chat.conftest import OPEN_STREAMS
 from tests.chat.sse import Answer, ask, parse, resume
+from tests.support.stack import internal_headers
 
 QUESTION = "How do ROS 2 nodes talk to each other?"
 LONG_REPLY = " ".join(f"word{i} [1]" if i % 10 == 0 else f"word{i}" for i in range(60)) + "."
@@ -154,3 +162,57 @@ def test_resume_accepts_after_query_parameter(chat: httpx.Client, fake: httpx.Cl
                      params={"after": answer.events[-2].id}, headers=guest(answer)) as response:
         events = list(parse(response.iter_lines()))
     assert events == [answer.last]
+
+
+@pytest.fixture(scope="module")
+def second_replica(chat_stack: Stack) -> Iterator[str]:
+    """Another chat process on the same PostgreSQL and Redis, as a second replica would be."""
+    port = free_port()
+    env = {**chat_stack.service_env(), "CHAT_PORT": str(port)}
+    log = (chat_stack.logs / "chat-replica.log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "lectern_chat"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "replica did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def test_an_answer_generated_by_one_replica_resumes_on_another(
+        chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack,
+        second_replica: str):
+    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
+                                     "token_interval_ms": 100})
+    first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
+    with httpx.Client(base_url=second_replica, timeout=60.0,
+                      headers=internal_headers(chat_stack)) as replica:
+        rest = resume(replica, first.meta["message_id"], last_event_id=first.last.id,
+                      headers=guest(first))
+    assert rest.status == 200
+    assert rest.events[0].id == first.last.id + 1 and rest.last.event == "done"
+    assert first.text + rest.text == LONG_REPLY
+    assert wait_until_settled(chat, first, guest(first))["status"] == "complete"
+
+
+def test_an_expired_replay_log_is_410(chat: httpx.Client, fake: httpx.Client, book: dict,
+                                      chat_stack: Stack):
+    answer = ask(chat, {"message": QUESTION})
+    key = f"{chat_stack.config.redis_prefix}chat:events:{answer.meta['message_id']}"
+    client = redis_sync.Redis.from_url(chat_stack.redis_url)
+    try:
+        assert client.delete(key) == 1  # as if its TTL had run out
+    finally:
+        client.close()
+    gone = resume(chat, answer.meta["message_id"], last_event_id=0, headers=guest(answer))
+    assert gone.status == 410
+    assert gone.body["error"]["code"] == "replay_expired"
