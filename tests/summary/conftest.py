@@ -47,6 +47,14 @@ def model_calls(fake_gemini: httpx.Client) -> list[dict]:
     return [r for r in requests if r["kind"] in MODEL_METHODS]
 
 
+def outcome_count(stack: Stack, kind: str, outcome: str) -> float:
+    """lectern_summary_outcomes_total{kind, outcome} on the gateway's summary replica."""
+    text = httpx.get(f"{stack.config.url('summary')}/metrics").text
+    line = f'lectern_summary_outcomes_total{{kind="{kind}",outcome="{outcome}"}} '
+    return next((float(row[len(line):]) for row in text.splitlines() if row.startswith(line)),
+                0.0)
+
+
 def ingest(stack: Stack, source: str, files: dict[str, str]) -> dict:
     """Upload `files` (path -> text) as the whole of `source` through the admin API."""
     with httpx.Client(base_url=stack.gateway_url, timeout=120.0) as client:

@@ -12,13 +12,14 @@ import httpx
 
 from lectern_dev.stack import Stack
 from tests.support.book import ingest_book
-from tests.summary.conftest import (Replica, chapter_id_of, ingest, model_calls, run_sql,
-                                    stored)
+from tests.summary.conftest import (Replica, chapter_id_of, ingest, model_calls,
+                                    outcome_count, run_sql, stored)
 
 
 def test_second_request_is_served_from_the_cache(gateway: httpx.Client, fake_gemini, chapter,
                                                  stack: Stack):
     url = f"/api/summary/chapters/{chapter['id']}"
+    before = {o: outcome_count(stack, "summary", o) for o in ("generated", "cached")}
     first = gateway.get(url)
     assert first.status_code == 200, first.text
     body = first.json()
@@ -40,6 +41,9 @@ def test_second_request_is_served_from_the_cache(gateway: httpx.Client, fake_gem
     assert len(model_calls(fake_gemini)) == 1
     [row] = stored(stack, chapter["id"])
     assert (row["kind"], row["body"], row["hit_count"]) == ("summary", body["summary"], 1)
+    # The service's metrics tell the same story (cost control is watched there).
+    assert outcome_count(stack, "summary", "generated") == before["generated"] + 1
+    assert outcome_count(stack, "summary", "cached") == before["cached"] + 1
 
 
 def test_fifty_concurrent_requests_across_two_replicas_make_one_model_call(

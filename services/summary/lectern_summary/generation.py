@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 import structlog
+from prometheus_client import Counter
 
 from lectern_common.errors import ApiError
 from lectern_common.gemini import LLMError
@@ -22,6 +23,11 @@ from lectern_summary.store import CacheKey, Stored
 from lectern_summary.writer import Emit, Job, Writer
 
 log = structlog.get_logger()
+
+# What each request cost: served from the table, generated (model calls made), failed, or
+# answered by the offline fallback. `generated` over all is the cache's miss rate.
+OUTCOMES = Counter("lectern_summary_outcomes_total", "Summary requests by how they were served",
+                   ["kind", "outcome"])
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,11 @@ class Generator:
         """The text for `job`: from the cache, from the replica already generating it, or
         generated here. Raises LLMError when the generation this request relied on failed."""
         if self.writer is None:
+            OUTCOMES.labels(job.kind.value, "offline").inc()
             return self._offline(job)
         key = self.key(job)
         if hit := await store.touch(self.pool, key):
+            OUTCOMES.labels(job.kind.value, "cached").inc()
             return _from_cache(hit)
         item = _lock_item(key)
         deadline = time.monotonic() + self.settings.wait_timeout_s
@@ -72,6 +80,7 @@ class Generator:
                 return await self._lead(self.writer, job, key, lock, emit)
             await self._wait_for(item, deadline)
             if hit := await store.touch(self.pool, key):
+                OUTCOMES.labels(job.kind.value, "waited").inc()
                 return _from_cache(hit)
 
     async def _wait_for(self, item: str, deadline: float) -> None:
@@ -90,17 +99,20 @@ class Generator:
         try:
             # Another replica may have stored it between our cache miss and taking the lock.
             if hit := await store.touch(self.pool, key):
+                OUTCOMES.labels(job.kind.value, "waited").inc()
                 return _from_cache(hit)
             started = time.perf_counter()
             async with self.flight.held(lock):
                 text, usage = await writer.write(job, emit)
             stored = await store.save(self.pool, key, text, usage)
+            OUTCOMES.labels(job.kind.value, "generated").inc()
             log.info("summary.generated", chapter_id=key.chapter_id, kind=key.kind,
                      audience=key.audience, chars=len(text), calls=usage["calls"],
                      ms=round((time.perf_counter() - started) * 1000))
             return Outcome(stored.body, False, stored.model, stored.generated_at,
                            streamed=emit is not None)
         except LLMError as exc:
+            OUTCOMES.labels(job.kind.value, "failed").inc()
             log.warning("summary.generation_failed", chapter_id=key.chapter_id, kind=key.kind,
                         code=exc.code)
             await self.flight.note_failure(lock, Failure(exc.code, exc.message, exc.retryable))
