@@ -155,6 +155,26 @@ def test_model_timeout_gives_504_and_the_next_request_tries_again(fake_gemini, c
     assert retried.json()["cached"] is False
 
 
+def test_waiting_is_bounded(gateway: httpx.Client, fake_gemini, chapter, replica_factory):
+    impatient = replica_factory("summary-impatient", SUMMARY_WAIT_TIMEOUT_S="1")
+    fake_gemini.post("/_fake/config", json={"ttft_ms": 3000})
+    url = f"/api/summary/chapters/{chapter['id']}"
+    with impatient.client() as client, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(gateway.get, url)  # replica A generates, slowly
+        deadline = time.monotonic() + 10
+        while not model_calls(fake_gemini):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        waited = client.get(url)
+        assert waited.status_code == 504
+        assert waited.json()["error"]["code"] == "generation_pending"
+        assert slow.result().status_code == 200
+        later = client.get(url)
+    assert later.status_code == 200 and later.json()["cached"] is True
+    assert later.json()["summary"] == slow.result().json()["summary"]
+    assert len(model_calls(fake_gemini)) == 1
+
+
 def test_crashed_lock_holder_does_not_block_the_key(gateway: httpx.Client, fake_gemini,
                                                     chapter, replica_factory, stack: Stack):
     crashing = replica_factory("summary-crash", SUMMARY_LOCK_TTL_S="1")
