@@ -144,8 +144,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
     folder = Path(tempfile.mkdtemp(prefix="lectern-chat-bench-"))
     env = {"RATE_STREAM_PER_MIN": "1000000", "RATE_STREAM_BURST": "100000",
            "RATE_API_PER_S": "100000", "RATE_API_BURST": "100000",
-           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool),
-           "WEB_CONCURRENCY": str(args.workers)}
+           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool)}
     config = StackConfig(data_dir=folder, ports=Ports.random(), fake_gemini=True,
                          redis_prefix="lectern-chat-bench:", extra_env=env,
                          services=("retrieval", "profile", "chat"), with_auth=False)
@@ -171,7 +170,6 @@ def main() -> int:
     # Gemini sends a few dozen tokens per chunk; the fake's default (3 words) would make the
     # client spend far more time parsing chunks than it does in production.
     parser.add_argument("--words-per-chunk", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="chat service worker processes")
     parser.add_argument("--db-pool", type=int, default=20)
     args = parser.parse_args()
 
@@ -190,7 +188,7 @@ def main() -> int:
     report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
               "fake": {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
                        "words_per_chunk": args.words_per_chunk},
-              "chat_workers": args.workers, "levels": results}
+              "levels": results}
     print(json.dumps(report, indent=2))
     return 0
 

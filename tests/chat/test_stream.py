@@ -188,6 +188,17 @@ def test_model_failure_after_tokens_ends_with_an_error_event(
     assert stored["content"] == answer.text and stored["error"]["code"] == "llm_unavailable"
 
 
+def test_a_connection_dropped_by_the_model_ends_with_an_error_event(
+        chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post("/_fake/config", json={"drop_after_chunks": 2, "words_per_chunk": 2})
+    answer = ask(chat, {"message": QUESTION})
+    assert [e.event for e in answer.events][-3:] == ["token", "token", "error"]
+    error = answer.one("error")
+    assert error["code"] == "llm_error" and error["retryable"] is True
+    stored = stored_answer(chat, answer, guest(answer))
+    assert stored["status"] == "failed" and stored["content"] == answer.text
+
+
 @pytest.mark.parametrize("stall_after, timeout", [
     (1, BETWEEN_TOKENS_TIMEOUT_S), (0, FIRST_TOKEN_TIMEOUT_S)])
 def test_a_stalled_model_ends_with_an_error_within_the_timeout(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
+import httpx2
 import structlog
 from google import genai
 from google.genai import errors as genai_errors
@@ -52,11 +53,13 @@ class Usage:
                 "attempts": self.attempts}
 
 
-TRANSIENT = (genai_errors.APIError, asyncio.TimeoutError, TimeoutError, OSError, httpx.TransportError)
+# google-genai sends its requests with httpx2 (its own dependency), whose errors are not httpx's.
+TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+TRANSIENT = (genai_errors.APIError, asyncio.TimeoutError, TimeoutError, OSError, *TRANSPORT_ERRORS)
 
 
 def _network(exc: Exception) -> bool:
-    return isinstance(exc, OSError | httpx.TransportError) and not isinstance(exc, TimeoutError)
+    return isinstance(exc, (OSError, *TRANSPORT_ERRORS)) and not isinstance(exc, TimeoutError)
 
 
 def _retryable_status(exc: Exception) -> bool:

@@ -329,9 +329,10 @@ class Orchestrator:
             if outcome.status == "complete":
                 outcome.fail("storage_failed", "the answer could not be saved", retryable=True)
         ANSWERS.labels(outcome.status, outcome.model or "").inc()
+        # `timings` is one field: a key like first_token_ms would be redacted as a secret.
         log.info("chat.answer_done", status=outcome.status, finish_reason=outcome.finish_reason,
                  sources=len(outcome.sources), citations=outcome.citations,
-                 chars=len(outcome.content), **{f"{k}_ms": v for k, v in outcome.timings.items()})
+                 chars=len(outcome.content), timings=outcome.timings)
         try:
             await out.emit(*self._last_event(outcome, message_id))
         except Exception as exc:  # listeners end on their idle limit

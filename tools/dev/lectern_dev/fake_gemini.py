@@ -3,7 +3,8 @@
 Routes the google-genai client calls: `POST /v1beta/models/{m}:generateContent`,
 `:streamGenerateContent?alt=sse` and `:batchEmbedContents` (also under /v1). Behaviour is set
 over `/_fake/*`: latency (time to first token, token interval), queued HTTP errors (429/500),
-an error or a stall after N streamed chunks, scripted replies, and a log of requests received.
+an error, a stall or a dropped connection after N streamed chunks, scripted replies, and a log
+of requests received.
 
 Run: `python -m lectern_dev.fake_gemini --port 8199`.
 """
@@ -38,6 +39,7 @@ class Behaviour:
     fail_next: list[int] = field(default_factory=list)   # HTTP statuses for the next calls
     fail_after_chunks: int | None = None   # send an error chunk after N chunks (status 500)
     stall_after_chunks: int | None = None  # stop sending (connection left open) after N chunks
+    drop_after_chunks: int | None = None   # cut the connection (no clean end) after N chunks
     stall_s: float = 3600.0
     replies: list[dict] = field(default_factory=list)    # [{"contains": str, "reply": str}]
     default_reply: str | None = None
@@ -164,6 +166,9 @@ def create_app(state: FakeState | None = None) -> Starlette:
             if behaviour.stall_after_chunks is not None and i == behaviour.stall_after_chunks:
                 await asyncio.sleep(behaviour.stall_s)
                 return
+            if behaviour.drop_after_chunks is not None and i == behaviour.drop_after_chunks:
+                # uvicorn closes a response whose body fails without ending the chunked stream.
+                raise ConnectionAbortedError("fake Gemini dropped the connection")
             last = i == len(pieces) - 1
             event = {"candidates": [candidate(piece, "STOP" if last else None)],
                      "modelVersion": model}
