@@ -46,7 +46,7 @@ def test_wrong_password_duplicate_email_and_short_password_are_refused(gateway: 
     assert wrong.status_code == 401
     assert "token" not in wrong.json()
     assert sign_up(gateway, email=reader.email).status_code == 422
-    assert sign_up(gateway, password="short").status_code == 400  # noqa: S106
+    assert sign_up(gateway, password="short").status_code == 400
 
 
 def test_a_foreign_origin_cannot_sign_in(gateway: httpx.Client):
