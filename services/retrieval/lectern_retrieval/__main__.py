@@ -1,7 +1,6 @@
 """`python -m lectern_retrieval` runs the retrieval service."""
 
 from lectern_common.serve import serve
-
 from lectern_retrieval.settings import RetrievalSettings
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ import orjson
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from lectern_common.errors import ApiError, NotFound
 from starlette.datastructures import UploadFile
 
+from lectern_common.errors import ApiError, NotFound
 from lectern_retrieval import store
 from lectern_retrieval.deps import Admin, RetrievalState, State
 from lectern_retrieval.ingest import SourceFile, check_source, check_url_prefix, collect_folder

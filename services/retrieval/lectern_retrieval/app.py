@@ -12,9 +12,9 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request
+
 from lectern_common.app import build_app
 from lectern_common.stores import open_stores
-
 from lectern_retrieval import store
 from lectern_retrieval.api import router
 from lectern_retrieval.deps import RetrievalState

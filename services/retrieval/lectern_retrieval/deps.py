@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+
 from lectern_common.errors import ApiError
 from lectern_common.stores import Stores
-
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.ingest import Ingestor
 from lectern_retrieval.search import Searcher

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 import structlog
-from lectern_common.gemini import Gemini, GeminiConfig
 
+from lectern_common.gemini import Gemini, GeminiConfig
 from lectern_retrieval.settings import RetrievalSettings
 
 log = structlog.get_logger()

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 import asyncpg
 import numpy as np
 import structlog
-from lectern_common.errors import ApiError
 
+from lectern_common.errors import ApiError
 from lectern_retrieval import store
 from lectern_retrieval.chunking import chunk_document, embedding_text
 from lectern_retrieval.embeddings import Embedder

@@ -9,9 +9,9 @@ from typing import Literal
 
 import asyncpg
 import numpy as np
+
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
-
 from lectern_retrieval import store
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.vectors import VectorStore

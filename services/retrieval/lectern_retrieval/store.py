@@ -94,6 +94,10 @@ async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
                 records=[(c.chunk_id, doc.chapter_id, c.ord, doc.title,
                           " > ".join(c.heading_path), c.section, c.text) for c in doc.chunks])
             await _index_terms(conn, doc.chapter_id)
+        await conn.execute(
+            """INSERT INTO corpus_stats (id, chunks, avgdl)
+               SELECT 1, count(*), coalesce(avg(length), 1) FROM chunks
+               ON CONFLICT (id) DO UPDATE SET chunks = EXCLUDED.chunks, avgdl = EXCLUDED.avgdl""")
 
 
 async def _index_terms(conn: asyncpg.Connection, chapter_id: str) -> None:
@@ -144,16 +148,17 @@ async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str
     chunks (stemming, stop words), so no user input reaches tsquery syntax."""
     rows = await pool.fetch(
         """WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))),
-                stats AS (SELECT greatest(count(*), 1)::real AS n,
-                                 greatest(avg(length), 1)::real AS avgdl FROM chunks),
-                df AS (SELECT t.lexeme, count(*)::real AS df
-                         FROM chunk_terms t JOIN q USING (lexeme) GROUP BY t.lexeme)
-           SELECT t.chunk_id::text AS chunk_id,
-                  sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * ($4 + 1)
-                      / (t.tf + $4 * (1 - $5 + $5 * t.length / stats.avgdl))) AS score
-             FROM chunk_terms t JOIN df USING (lexeme), stats
-            WHERE $3::text IS NULL OR t.chapter_id = $3
-            GROUP BY t.chunk_id
+                df AS MATERIALIZED (SELECT q.lexeme, (SELECT count(*) FROM chunk_terms t
+                                          WHERE t.lexeme = q.lexeme)::real AS df FROM q)
+           SELECT p.chunk_id::text AS chunk_id,
+                  sum(ln(1 + (s.chunks - df.df + 0.5) / (df.df + 0.5)) * p.tf * ($4 + 1)
+                      / (p.tf + $4 * (1 - $5 + $5 * p.length / greatest(s.avgdl, 1)))) AS score
+             FROM df CROSS JOIN corpus_stats s
+             JOIN LATERAL (SELECT t.chunk_id, t.tf, t.length FROM chunk_terms t
+                            WHERE t.lexeme = df.lexeme
+                              AND ($3::text IS NULL OR t.chapter_id = $3)) p ON true
+            WHERE df.df > 0
+            GROUP BY p.chunk_id
             ORDER BY score DESC LIMIT $2""", query, limit, chapter_id, k1, b)
     return [(r["chunk_id"], float(r["score"])) for r in rows]
 
