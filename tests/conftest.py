@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,13 +64,18 @@ def make_stack(session_dir: Path, database_url: str | None, redis_prefix: str
     """Start an extra stack with other settings: make_stack(name, extra_env=..., ...).
     Stacks made here share the session's database and Redis, and stop at session end."""
     stacks: list[Stack] = []
+    # One database means one Better Auth: it keeps its JWKS private key in the shared `auth`
+    # schema, encrypted with this secret, so every stack of the session must use the same one.
+    auth_secret = secrets.token_urlsafe(32)
 
     def make(name: str, **overrides) -> Stack:
         config = StackConfig(data_dir=session_dir / name, ports=Ports.random(),
                              database_url=database_url,
                              redis_url=os.environ.get("REDIS_URL") or None,
                              redis_prefix=redis_prefix, **overrides)
-        stack = Stack(config).start()
+        stack = Stack(config)
+        stack.secrets["BETTER_AUTH_SECRET"] = auth_secret
+        stack.start()
         stacks.append(stack)
         return stack
 
