@@ -1,1 +1,1 @@
-"""Shared building blocks for Lectern's services (settings, logging, errors, health, HTTP, stores)."""
+"""Shared building blocks for Lectern's services (settings, logging, errors, HTTP, stores)."""

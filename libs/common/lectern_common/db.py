@@ -3,7 +3,9 @@ applied at start-up under an advisory lock (two replicas starting together canno
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +13,8 @@ import orjson
 import structlog
 
 log = structlog.get_logger()
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -22,6 +26,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10,
                       extra_search_path: str = "") -> asyncpg.Pool:
+    schema = _identifier(schema)
     search_path = f"{schema},{extra_search_path}" if extra_search_path else schema
     async with _connect(dsn) as conn:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -48,9 +53,22 @@ def _lock_key(schema: str) -> int:
                           "big", signed=True)
 
 
+def _identifier(name: str) -> str:
+    # Schema names are ours (a service's constant), never a client's; still, refuse anything odd
+    # before it is put into SQL text.
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid schema name: {name!r}")
+    return name
+
+
+def _migration_files(folder: Path) -> list[tuple[str, str]]:
+    return [(p.name, p.read_text()) for p in sorted(folder.glob("*.sql"))]
+
+
 async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]:
     """Apply `folder/NNN_name.sql` files not yet recorded in `<schema>.schema_migrations`."""
-    files = sorted(p for p in folder.glob("*.sql"))
+    schema = _identifier(schema)
+    files = await asyncio.to_thread(_migration_files, folder)
     applied_now: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
@@ -59,16 +77,17 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
                 f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             done = {r["name"] for r in await conn.fetch(
-                f'SELECT name FROM "{schema}".schema_migrations')}
-            for path in files:
-                if path.name in done:
+                f'SELECT name FROM "{schema}".schema_migrations')}  # noqa: S608 (checked name)
+            for name, sql in files:
+                if name in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(path.read_text())
+                    await conn.execute(sql)
                     await conn.execute(
-                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', path.name)
-                applied_now.append(path.name)
-                log.info("db.migration_applied", schema=schema, migration=path.name)
+                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)',  # noqa: S608
+                        name)
+                applied_now.append(name)
+                log.info("db.migration_applied", schema=schema, migration=name)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     return applied_now

@@ -89,7 +89,8 @@ class Gemini:
                                  timeout=int(config.request_timeout_s * 1000))
         self.client = genai.Client(api_key=config.api_key, http_options=http)
 
-    def _gen_config(self, system: str | None, max_tokens: int | None) -> types.GenerateContentConfig:
+    def _gen_config(self, system: str | None,
+                    max_tokens: int | None) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
             system_instruction=system, temperature=self.config.temperature,
             max_output_tokens=max_tokens or self.config.max_output_tokens)

@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import ORJSONResponse
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest,
-                               multiprocess)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 Check = Callable[[], Awaitable[object]]

@@ -1,4 +1,4 @@
-"""structlog set-up: JSON lines in production, readable lines in a terminal, request context bound per request."""
+"""structlog set-up: JSON lines in production, readable lines in a terminal, secrets redacted."""
 
 from __future__ import annotations
 

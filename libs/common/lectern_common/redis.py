@@ -11,7 +11,7 @@ def create_redis(url: str) -> Redis:
 
 
 class Keys:
-    """Builds namespaced keys: Keys("lectern:")("chat", "stream", id) -> b'lectern:chat:stream:id'."""
+    """Namespaced keys: Keys("lectern:")("chat", "stream", id) -> 'lectern:chat:stream:id'."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

@@ -1,4 +1,4 @@
-"""The settings base every service extends: shared names (no prefix) plus the service's own prefix."""
+"""The settings base every service extends: shared names (no prefix) plus the service's own."""
 
 from __future__ import annotations
 
