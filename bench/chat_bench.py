@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -101,18 +102,14 @@ def percentiles(values: list[float]) -> dict:
     return {"p50": round(q[49], 1), "p95": round(q[94], 1)}
 
 
-async def level(url: str, streams: int, ttft_ms: float) -> dict:
-    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
-    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
-        results = await asyncio.gather(*(one_stream(client, QUESTIONS[i % len(QUESTIONS)])
-                                         for i in range(streams)))
+def summarize(results: list[Stream], ttft_ms: float, **label: object) -> dict:
     errors: dict[str, int] = {}
     for r in results:
         if r.error:
             errors[r.error] = errors.get(r.error, 0) + 1
     ok = [r for r in results if r.error is None]
     served = [r.server for r in ok if r.server]
-    return {"streams": streams, "ok": len(ok), "errors": errors,
+    return {**label, "answers": len(results), "ok": len(ok), "errors": errors,
             "client": {
                 "sources_ms": percentiles([r.sources_ms for r in ok if r.sources_ms]),
                 "overhead_before_first_token_ms": percentiles(
@@ -128,23 +125,73 @@ async def level(url: str, streams: int, ttft_ms: float) -> dict:
                     [t["first_token"] - ttft_ms - t["retrieval"] for t in served])}}
 
 
-async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float) -> list[dict]:
+def client_for(url: str, streams: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
+    return httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits)
+
+
+async def level(url: str, streams: int, ttft_ms: float) -> dict:
+    """A burst: N streams opened at the same instant."""
+    async with client_for(url, streams) as client:
+        results = await asyncio.gather(*(one_stream(client, QUESTIONS[i % len(QUESTIONS)])
+                                         for i in range(streams)))
+    return summarize(list(results), ttft_ms, mode="burst", streams=streams)
+
+
+async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float,
+                    warmup_s: float = 3.0) -> dict:
+    """N readers each keep one stream open at all times (a new question as soon as the last
+    answer is done), so N streams are open at once; answers started in the warm-up are not
+    counted."""
+    results: list[Stream] = []
+    started = time.perf_counter()
+    stop_at = started + warmup_s + duration_s
+
+    async def reader(client: httpx.AsyncClient, i: int) -> None:
+        await asyncio.sleep(random.random())  # readers do not all click in the same instant
+        k = 0
+        while time.perf_counter() < stop_at:
+            asked = time.perf_counter()
+            result = await one_stream(client, QUESTIONS[(i + k) % len(QUESTIONS)])
+            k += 1
+            if asked - started >= warmup_s:
+                results.append(result)
+
+    async with client_for(url, readers) as client:
+        await asyncio.gather(*(reader(client, i) for i in range(readers)))
+    return summarize(results, ttft_ms, mode="sustained", streams=readers,
+                     duration_s=duration_s)
+
+
+async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
+                  mode: str, duration_s: float) -> list[dict]:
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
         for question in QUESTIONS:  # warm connections, pools, model client and caches
             await one_stream(client, question)
     out = []
     for streams in levels:
         for _ in range(rounds):
-            out.append(await level(url, streams, ttft_ms))
+            if mode == "sustained":
+                out.append(await sustained(url, streams, ttft_ms, duration_s=duration_s))
+            else:
+                out.append(await level(url, streams, ttft_ms))
             await asyncio.sleep(1.0)  # let the previous level's answers settle
     return out
+
+
+def long_reply(words: int) -> str:
+    """An answer of about `words` words that cites its first source, like a real one."""
+    sentence = "A node publishes sensor data on a topic and the controller subscribes to it [1]. "
+    per = len(sentence.split())
+    return (sentence * max(1, words // per)).strip()
 
 
 def start_stack(args: argparse.Namespace) -> Stack:
     folder = Path(tempfile.mkdtemp(prefix="lectern-chat-bench-"))
     env = {"RATE_STREAM_PER_MIN": "1000000", "RATE_STREAM_BURST": "100000",
            "RATE_API_PER_S": "100000", "RATE_API_BURST": "100000",
-           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool)}
+           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool),
+           "CHAT_WEB_CONCURRENCY": str(args.chat_workers)}
     config = StackConfig(data_dir=folder, ports=Ports.random(), fake_gemini=True,
                          redis_prefix="lectern-chat-bench:", extra_env=env,
                          services=("retrieval", "profile", "chat"), with_auth=False)
@@ -171,6 +218,13 @@ def main() -> int:
     # client spend far more time parsing chunks than it does in production.
     parser.add_argument("--words-per-chunk", type=int, default=8)
     parser.add_argument("--db-pool", type=int, default=20)
+    parser.add_argument("--mode", choices=["burst", "sustained"], default="burst",
+                        help="burst: N streams opened at once; sustained: N readers each keep "
+                             "a stream open for --duration seconds")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--reply-words", type=int, default=0,
+                        help="length of the fake's answers (0: its short default)")
+    parser.add_argument("--chat-workers", type=int, default=1)
     args = parser.parse_args()
 
     stack = start_stack(args)
@@ -178,16 +232,21 @@ def main() -> int:
         wait_for_routes(stack.gateway_url)
         ingest_book(stack)
         fake = stack.config.url("fake_gemini")
-        httpx.post(f"{fake}/_fake/config", json={
-            "ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
-            "words_per_chunk": args.words_per_chunk}).raise_for_status()
+        behaviour = {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
+                     "words_per_chunk": args.words_per_chunk}
+        if args.reply_words:
+            behaviour["default_reply"] = long_reply(args.reply_words)
+        httpx.post(f"{fake}/_fake/config", json=behaviour).raise_for_status()
         results = asyncio.run(measure(stack.gateway_url, args.streams, args.rounds,
-                                      args.ttft_ms))
+                                      args.ttft_ms, mode=args.mode,
+                                      duration_s=args.duration))
     finally:
         stack.stop()
     report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
               "fake": {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
-                       "words_per_chunk": args.words_per_chunk},
+                       "words_per_chunk": args.words_per_chunk,
+                       "reply_words": args.reply_words or "default"},
+              "chat_workers": args.chat_workers,
               "levels": results}
     print(json.dumps(report, indent=2))
     return 0

@@ -1,4 +1,6 @@
-"""Run a service with uvicorn: `python -m lectern_<service>` (workers from WEB_CONCURRENCY)."""
+"""Run a service with uvicorn: `python -m lectern_<service>`. Workers come from
+`<SERVICE>_WEB_CONCURRENCY` (e.g. CHAT_WEB_CONCURRENCY), else WEB_CONCURRENCY, else 1, so each
+service can be scaled on its own."""
 
 from __future__ import annotations
 
@@ -7,8 +9,14 @@ import os
 import uvicorn
 
 
+def worker_count(service: str) -> int:
+    value = os.environ.get(f"{service.upper()}_WEB_CONCURRENCY") or os.environ.get(
+        "WEB_CONCURRENCY", "1")
+    return max(1, int(value))
+
+
 def serve(factory: str, *, host: str, port: int) -> None:
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
+    service = factory.split(".", 1)[0].removeprefix("lectern_")
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=worker_count(service),
                 log_config=None, access_log=False, proxy_headers=False,
                 timeout_graceful_shutdown=10, lifespan="on")
