@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from lectern_dev.stack import (Ports, Stack, StackConfig, create_database, drop_database)
+from lectern_dev.stack import Ports, Stack, StackConfig, create_database, drop_database
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # a clone elsewhere: ../shared beside the repository
@@ -59,29 +58,35 @@ def redis_prefix() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def make_stack(session_dir: Path, database_url: str | None, redis_prefix: str
-               ) -> Iterator[Callable[..., Stack]]:
-    """Start an extra stack with other settings: make_stack(name, extra_env=..., ...).
-    Stacks made here share the session's database and Redis, and stop at session end."""
+def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., Stack]]:
+    """Start a stack: make_stack(name, extra_env=..., ...). Each stack gets its own database
+    (a fresh one on the server of DATABASE_URL, or an embedded server in its folder) and its
+    own Redis prefix, so stacks never see each other's data; all stop at session end."""
+    admin = os.environ.get("DATABASE_URL")
     stacks: list[Stack] = []
-    # One database means one Better Auth: it keeps its JWKS private key in the shared `auth`
-    # schema, encrypted with this secret, so every stack of the session must use the same one.
-    auth_secret = secrets.token_urlsafe(32)
+    databases: list[str] = []
 
     def make(name: str, **overrides) -> Stack:
+        # Every test signs readers up from 127.0.0.1: a production-sized per-address limit on
+        # /api/auth would only make the suite wait. test_gateway_limits.py checks the limits.
+        overrides["extra_env"] = {"RATE_AUTH_PER_MIN": "6000", "RATE_AUTH_BURST": "1000",
+                                  **overrides.get("extra_env", {})}
+        database = asyncio.run(create_database(admin)) if admin else None
+        if database:
+            databases.append(database)
         config = StackConfig(data_dir=session_dir / name, ports=Ports.random(),
-                             database_url=database_url,
+                             database_url=database,
                              redis_url=os.environ.get("REDIS_URL") or None,
-                             redis_prefix=redis_prefix, **overrides)
-        stack = Stack(config)
-        stack.secrets["BETTER_AUTH_SECRET"] = auth_secret
-        stack.start()
+                             redis_prefix=f"{redis_prefix}{name}:", **overrides)
+        stack = Stack(config).start()
         stacks.append(stack)
         return stack
 
     yield make
     for stack in reversed(stacks):
         stack.stop()
+    for database in databases:
+        asyncio.run(drop_database(admin, database))
 
 
 @pytest.fixture(scope="session")

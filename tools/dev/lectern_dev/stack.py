@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field, fields
@@ -178,8 +179,9 @@ class Stack:
         folder.mkdir(parents=True, exist_ok=True)
         sock = folder / "redis.sock"
         if len(str(sock)) > 100:  # unix socket paths are limited to ~107 bytes
-            sock = Path("/tmp") / f"lectern-redis-{uuid.uuid4().hex[:8]}.sock"
-        binary = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or "redis-server"
+            sock = Path(tempfile.gettempdir()) / f"lectern-redis-{uuid.uuid4().hex[:8]}.sock"
+        venv_bin = str(Path(sys.executable).parent)
+        binary = shutil.which("redis-server", path=venv_bin) or "redis-server"
         self.processes["redis"] = Process(
             "redis", [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
                       "--dir", str(folder), "--save", "60 1", "--appendonly", "no"],
@@ -303,7 +305,8 @@ class Stack:
                 if time.monotonic() > deadline:
                     details = "\n".join(f"--- {n}\n{self.processes[n].tail()}"
                                         for n in pending if n in self.processes)
-                    raise StackError(f"not ready after {timeout:.0f}s: {sorted(pending)}\n{details}")
+                    raise StackError(
+                        f"not ready after {timeout:.0f}s: {sorted(pending)}\n{details}")
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -319,6 +322,21 @@ class Stack:
         self.processes.pop(name).stop()
         self.start_service(name)
         self.wait_ready()
+        if self.config.with_gateway:
+            # Traefik marked the service down while it was away; wait for its next health check.
+            self._wait_for(f"{self.config.public_url}/api/{name}/health", timeout=30.0)
+
+    @staticmethod
+    def _wait_for(url: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise StackError(f"{url} did not answer 200 in {timeout:.0f}s")
+                time.sleep(0.2)
 
     def __enter__(self) -> Stack:
         return self.start()
