@@ -64,7 +64,9 @@ def test_direct_call_without_internal_token_is_refused(stack: Stack):
 def test_service_metrics_count_requests(stack: Stack, gateway: httpx.Client):
     gateway.get("/api/chat/no-such-route")
     text = httpx.get(f"{stack.config.url('chat')}/metrics").text
-    assert 'lectern_http_requests_total{method="GET",route="unmatched",service="chat",status="404"}' in text
+    sample = ('lectern_http_requests_total{method="GET",route="unmatched",service="chat",'
+              'status="404"}')
+    assert sample in text
 
 
 def test_bad_json_body_gets_error_envelope(gateway: httpx.Client):

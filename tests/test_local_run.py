@@ -25,10 +25,11 @@ def processes_of(data_dir: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker in (entry / "environ").read_bytes() or marker in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
+            seen = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
         except OSError:
             continue
+        if marker in seen:
+            found.append(int(entry.name))
     return found
 
 

@@ -3,7 +3,6 @@ Gemini: event order, sources, citations, storage, follow-ups, selection mode and
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 

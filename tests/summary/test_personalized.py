@@ -13,8 +13,15 @@ import httpx
 import pytest
 
 from lectern_dev.stack import Stack
-from tests.summary.conftest import (Event, Replica, chapter_id_of, ingest, model_calls,
-                                    parse_sse, stored)
+from tests.summary.conftest import (
+    Event,
+    Replica,
+    chapter_id_of,
+    ingest,
+    model_calls,
+    parse_sse,
+    stored,
+)
 from tests.support.readers import Reader, new_reader
 
 BEGINNER_SIM = {"python_level": "beginner", "cpp_level": "none", "ai_ml_level": "none",

@@ -11,9 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from lectern_dev.stack import Stack
+from tests.summary.conftest import (
+    Replica,
+    chapter_id_of,
+    ingest,
+    model_calls,
+    outcome_count,
+    run_sql,
+    stored,
+)
 from tests.support.book import ingest_book
-from tests.summary.conftest import (Replica, chapter_id_of, ingest, model_calls,
-                                    outcome_count, run_sql, stored)
 
 
 def test_second_request_is_served_from_the_cache(gateway: httpx.Client, fake_gemini, chapter,

@@ -19,9 +19,17 @@ from lectern_chat import owners, store
 from lectern_chat.events import Event
 from lectern_chat.orchestrator import Job
 from lectern_chat.owners import Owner
-from lectern_chat.schemas import (ClaimOut, ConversationList, ConversationOut,
-                                  ConversationSummary, DeletedOut, FeedbackIn, FeedbackOut,
-                                  MessageOut, StreamRequest)
+from lectern_chat.schemas import (
+    ClaimOut,
+    ConversationList,
+    ConversationOut,
+    ConversationSummary,
+    DeletedOut,
+    FeedbackIn,
+    FeedbackOut,
+    MessageOut,
+    StreamRequest,
+)
 from lectern_chat.state import State
 from lectern_chat.store import Turn
 from lectern_common.errors import ApiError, NotFound
