@@ -3,14 +3,12 @@ stack is shared with chat and summary tests, so sources that tests add and chang
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lectern_dev.stack import Stack, create_database, drop_database
+from lectern_dev.stack import Stack
 from tests.support.book import upload_source
 
 
@@ -21,21 +19,11 @@ def ingest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_stack(make_stack: Callable[..., Stack], shared_dir: Path,
-                ingest_root: Path) -> Iterator[Stack]:
+def local_stack(make_stack: Callable[..., Stack], shared_dir: Path, ingest_root: Path) -> Stack:
+    """Its own database and Qdrant folder (every make_stack stack has both)."""
     env = {"EMBEDDINGS_PROVIDER": "local",
            "RETRIEVAL_INGEST_ROOTS": f"{shared_dir / 'corpus'},{ingest_root}"}
-    admin = os.environ.get("DATABASE_URL")
-    # With a shared PostgreSQL server, stacks share one database: this one gets its own, since
-    # its registry must match its own Qdrant folder.
-    url = asyncio.run(create_database(admin)) if admin else None
-    if url:
-        env["DATABASE_URL"] = url
-    stack = make_stack("retrieval-local", services=("retrieval", "profile"), extra_env=env)
-    yield stack
-    if admin and url:
-        stack.stop()
-        asyncio.run(drop_database(admin, url))
+    return make_stack("retrieval-local", services=("retrieval", "profile"), extra_env=env)
 
 
 @pytest.fixture(scope="session")
