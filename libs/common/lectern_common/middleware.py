@@ -27,6 +27,9 @@ LATENCY = Histogram("lectern_http_request_duration_seconds", "HTTP request laten
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
+# Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
+# (Traefik's access log and the routed service already log that request).
+QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
@@ -87,7 +90,7 @@ class RequestContextMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
             LATENCY.labels(self.service, scope["method"], template).observe(elapsed)
-            if path not in ("/health", "/metrics"):
+            if path not in QUIET_PATHS or status >= 400:
                 log.info("http.request", method=scope["method"], path=path, status=status,
                          duration_ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id", "user_id")
