@@ -18,6 +18,7 @@ import pytest
 import redis as redis_sync
 
 from lectern_dev.stack import Ports, Stack, StackConfig, create_database, drop_database
+from tests.support.stack import fake_gemini_client
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # a clone elsewhere: ../shared beside the repository
@@ -105,8 +106,6 @@ def gateway(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def fake_gemini(stack: Stack) -> Iterator[httpx.Client]:
     """Control the fake Gemini (POST /_fake/config, GET /_fake/requests); reset around each test."""
-    with httpx.Client(base_url=stack.config.url("fake_gemini"), timeout=10.0) as client:
-        client.post("/_fake/reset")
+    with fake_gemini_client(stack) as client:
         yield client
-        client.post("/_fake/reset")
 

@@ -12,6 +12,7 @@ import pytest
 
 from lectern_dev.stack import Stack
 from tests.support.book import ingest_book
+from tests.support.stack import fake_gemini_client
 
 FIRST_TOKEN_TIMEOUT_S = 3.0
 BETWEEN_TOKENS_TIMEOUT_S = 2.0
@@ -67,7 +68,5 @@ def chat(chat_stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def fake(chat_stack: Stack) -> Iterator[httpx.Client]:
     """The chat stack's fake Gemini, reset around each test."""
-    with httpx.Client(base_url=chat_stack.config.url("fake_gemini"), timeout=10.0) as client:
-        client.post("/_fake/reset")
+    with fake_gemini_client(chat_stack) as client:
         yield client
-        client.post("/_fake/reset")

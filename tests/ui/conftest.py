@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from lectern_dev.stack import Stack
 
+from lectern_dev.stack import Stack
 from tests.support.book import ingest_book
 
 

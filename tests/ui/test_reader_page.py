@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from lectern_dev.stack import Stack
 
 UI_DIR = Path(__file__).parent

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -48,9 +50,20 @@ class _connect:
         await self.conn.close()
 
 
-def _lock_key(schema: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"lectern:migrate:{schema}".encode()).digest()[:8],
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"lectern:{name}".encode()).digest()[:8],
                           "big", signed=True)
+
+
+@asynccontextmanager
+async def advisory_lock(conn: asyncpg.Connection, name: str) -> AsyncIterator[None]:
+    """Hold a session-level advisory lock named `name` (one holder across all replicas)."""
+    key = _lock_key(name)
+    await conn.execute("SELECT pg_advisory_lock($1)", key)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 def _identifier(name: str) -> str:
@@ -71,8 +84,7 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
     files = await asyncio.to_thread(_migration_files, folder)
     applied_now: list[str] = []
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
-        try:
+        async with advisory_lock(conn, f"migrate:{schema}"):
             await conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
@@ -88,8 +100,6 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
                         name)
                 applied_now.append(name)
                 log.info("db.migration_applied", schema=schema, migration=name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
     return applied_now
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lectern_common.gemini import GeminiConfig
 
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "dev", "test"}
 
@@ -47,6 +49,11 @@ class ServiceSettings(BaseSettings):
     @property
     def gemini_enabled(self) -> bool:
         return bool(self.gemini_api_key.get_secret_value())
+
+    def gemini_config(self, **tuning: Any) -> GeminiConfig:
+        """The model client's config from the shared GEMINI_* names plus a service's tuning."""
+        return GeminiConfig(api_key=self.gemini_api_key.get_secret_value(),
+                            model=self.gemini_model, base_url=self.gemini_base_url, **tuning)
 
     @model_validator(mode="after")
     def _check_production(self) -> ServiceSettings:

@@ -18,7 +18,7 @@ from lectern_chat.orchestrator import Orchestrator
 from lectern_chat.settings import ChatSettings
 from lectern_chat.state import ChatState
 from lectern_common.app import build_app
-from lectern_common.gemini import Gemini, GeminiConfig
+from lectern_common.gemini import Gemini
 from lectern_common.http import InternalClient
 from lectern_common.stores import open_stores, require_url
 
@@ -29,9 +29,7 @@ def gemini_client(settings: ChatSettings) -> Gemini | None:
     """The model client, or None without an API key (the extractive answerer is used)."""
     if not settings.gemini_enabled:
         return None
-    return Gemini(GeminiConfig(
-        api_key=settings.gemini_api_key.get_secret_value(), model=settings.gemini_model,
-        base_url=settings.gemini_base_url,
+    return Gemini(settings.gemini_config(
         first_token_timeout_s=settings.first_token_timeout_s,
         between_tokens_timeout_s=settings.between_tokens_timeout_s,
         max_attempts=settings.llm_max_attempts, backoff_base_s=settings.llm_backoff_base_s,

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
-from lectern_common.gemini import Gemini, GeminiConfig
+from lectern_common.gemini import Gemini
 from lectern_retrieval.settings import RetrievalSettings
 
 log = structlog.get_logger()
@@ -115,9 +115,7 @@ class GeminiEmbedder:
         self.dimension = settings.gemini_embedding_dimension
         self.name = f"gemini:{self.model}"
         self.batch = settings.gemini_embedding_batch
-        self.gemini = Gemini(GeminiConfig(
-            api_key=settings.gemini_api_key.get_secret_value(), model=settings.gemini_model,
-            base_url=settings.gemini_base_url, request_timeout_s=60.0))
+        self.gemini = Gemini(settings.gemini_config(request_timeout_s=60.0))
 
     async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
         values = await self.gemini.embed(texts, model=self.model, dimension=self.dimension,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
+from lectern_common.db import advisory_lock
 from lectern_retrieval.chunking import Chunk
 
 
@@ -26,20 +26,11 @@ class DocumentRow:
     chunks: list[Chunk]
 
 
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"lectern:retrieval:{name}".encode()).digest()[:8],
-                          "big", signed=True)
-
-
 @asynccontextmanager
 async def ingest_lock(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """One ingest at a time across replicas: the registry diff must see a stable index."""
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key("ingest"))
-        try:
-            yield conn
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key("ingest"))
+    async with pool.acquire() as conn, advisory_lock(conn, "retrieval:ingest"):
+        yield conn
 
 
 async def document_hashes(conn: asyncpg.Connection, source: str) -> dict[str, tuple[str, str]]:

@@ -45,9 +45,7 @@ class SummarySettings(ServiceSettings):
     sse_keepalive_s: float = 15.0
 
     def gemini_config(self) -> GeminiConfig:
-        return GeminiConfig(
-            api_key=self.gemini_api_key.get_secret_value(), model=self.gemini_model,
-            base_url=self.gemini_base_url,
+        return super().gemini_config(
             first_token_timeout_s=self.gemini_first_token_timeout_s,
             between_tokens_timeout_s=self.gemini_between_tokens_timeout_s,
             request_timeout_s=self.gemini_request_timeout_s,
