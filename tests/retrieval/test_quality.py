@@ -83,18 +83,14 @@ def reports(local_stack: Stack, corpora: dict, gold: list[dict]) -> tuple[Report
 
 def test_both_corpora_beat_the_bm25_baseline(reports: tuple[Report, Report]) -> None:
     hybrid, baseline = reports
-    # Guards the quality reached (0.815 measured, docs/RETRIEVAL.md): a change that loses a
-    # question in the top 5 fails here.
-    assert recall5(hybrid) >= 0.80
     assert recall5(hybrid) > recall5(baseline)
     assert hybrid.overall.as_dict()["mrr@10"] > baseline.overall.as_dict()["mrr@10"]
 
 
-@pytest.mark.xfail(strict=True, reason="target recall@5 >= 0.85 not met yet: 0.815 measured "
-                   "(22 of 27); see docs/RETRIEVAL.md. Strict: reaching it fails this marker.")
 def test_recall_at_5_meets_the_target(reports: tuple[Report, Report]) -> None:
+    """The target is 0.85 (23 of 27); 0.889 (24 of 27) was measured (docs/RETRIEVAL.md)."""
     hybrid, _ = reports
-    assert recall5(hybrid) >= 0.85
+    assert recall5(hybrid) >= 0.85, hybrid.misses
 
 
 def recall5(report: Report) -> float:

@@ -31,9 +31,9 @@ log = structlog.get_logger()
 async def _reconcile(pool, vectors: VectorStore) -> None:
     """If vectors went missing (e.g. the Qdrant folder was deleted), make the next ingest
     re-embed everything rather than trust the registry."""
-    points, rows = await vectors.count(), await store.count_chunks(pool)
+    points, rows = await vectors.count(), await store.count_passages(pool)
     if points < rows:
-        log.warning("index.vectors_missing", points=points, chunks=rows)
+        log.warning("index.vectors_missing", points=points, expected=rows)
         await store.forget_file_hashes(pool)
 
 
@@ -43,7 +43,8 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         embedder = create_embedder(settings)
-        vectors = VectorStore(settings, model=embedder.name, dimension=embedder.dimension)
+        vectors = VectorStore(settings, model=embedder.name, dimension=embedder.dimension,
+                              passages=embedder.passage_scheme)
         try:
             await vectors.open()
             async with open_stores(settings, schema="retrieval", migrations=MIGRATIONS) as stores:

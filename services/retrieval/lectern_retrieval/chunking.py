@@ -158,8 +158,9 @@ def plain_text(text: str) -> str:
     return re.sub(r"``|\*\*", "", text)
 
 
-def embedding_text(*, title: str, heading_path: tuple[str, ...], text: str) -> str:
-    """What gets embedded: the chunk with its title and heading path, so a chunk deep in a
-    section still says what it is about."""
+def embedding_parts(*, title: str, heading_path: tuple[str, ...], text: str) -> tuple[str, str]:
+    """What gets embedded: (the title and heading path, the chunk's plain text). Every passage
+    of the chunk starts with the first, so a passage deep in a section still says what it is
+    about."""
     path = [h for h in heading_path if h != title]
-    return " > ".join([title, *path]) + "\n\n" + plain_text(text)
+    return " > ".join([title, *path]), plain_text(text)

@@ -18,17 +18,19 @@ import structlog
 
 from lectern_common.errors import ApiError
 from lectern_retrieval import store
-from lectern_retrieval.chunking import chunk_document, embedding_text
+from lectern_retrieval.chunking import chunk_document, embedding_parts
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.parsing import SUPPORTED_SUFFIXES, ParseError, parse_document
 from lectern_retrieval.settings import RetrievalSettings
 from lectern_retrieval.store import DocumentRow
-from lectern_retrieval.vectors import VectorStore
+from lectern_retrieval.vectors import VectorStore, passage_point_id
 
 log = structlog.get_logger()
 
-# Bump when parsing or chunking changes, so a re-ingest rebuilds documents made the old way.
-PIPELINE_VERSION = "1"
+# Bump when parsing, chunking or term indexing changes, so a re-ingest rebuilds documents made
+# the old way (vectors of unchanged chunks are reused, not recomputed).
+PIPELINE_VERSION = "2"
+EMBED_SLICE = 64  # chunks embedded (and upserted) per step of the progress stream
 SOURCE_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 CHAPTER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 URL_PREFIX = re.compile(r"^(/|https?://[^\s]+/)[A-Za-z0-9._~/-]*$")
@@ -218,40 +220,47 @@ class Ingestor:
         # A document whose hash was forgotten lost its vectors: embed all of its chunks again.
         reusable = await store.chunk_ids_of(
             conn, [d.chapter_id for d in changed if known.get(d.source_path, ("", ""))[1]])
-        old_ids = await store.chunk_ids_of(
+        old_points = await store.passage_counts(
             conn, [d.chapter_id for d in changed if d.source_path in known] + removed)
+        # Cutting into passages is deterministic: a reused chunk has exactly these points.
+        passages = await asyncio.to_thread(self._passages, changed)
         to_embed = [(d, c) for d in changed for c in d.chunks
                     if c.chunk_id not in reusable.get(d.chapter_id, set())]
         total = len(to_embed)
         if progress:
             await progress({"event": "start", "files": len(docs), "changed": len(changed),
                             "removed": len(removed), "embeddings": total})
-        await self._embed_and_store(to_embed, progress)
+        await self._embed_and_store(to_embed, passages, progress)
         if changed or removed:
-            await store.write_documents(conn, changed, removed)
-        live = {c.chunk_id for d in changed for c in d.chunks}
-        stale = [i for ids in old_ids.values() for i in ids if i not in live]
+            await store.write_documents(conn, changed, removed,
+                                        {cid: len(texts) for cid, texts in passages.items()})
+        stale = [passage_point_id(chunk_id, i) for chunk_id, n in old_points.items()
+                 for i in range(len(passages.get(chunk_id, ())), n)]
         await self.vectors.delete(stale)
         new = sum(1 for d in changed if d.source_path not in known)
         return {"source": source, "files": len(docs), "chunks": sum(len(d.chunks) for d in docs),
                 "new": new, "updated": len(changed) - new, "unchanged": len(docs) - len(changed),
                 "removed": len(removed), "embeddings_computed": total}
 
-    async def _embed_and_store(self, items: list, progress: Progress | None) -> None:
-        done = 0
+    def _passages(self, docs: list[DocumentRow]) -> dict[str, list[str]]:
+        return {c.chunk_id: self.embedder.passages(*embedding_parts(
+                    title=d.title, heading_path=c.heading_path, text=c.text))
+                for d in docs for c in d.chunks}
 
-        async def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                await progress({"event": "progress", "embedded": done, "total": len(items)})
-
+    async def _embed_and_store(self, items: list, passages: dict[str, list[str]],
+                               progress: Progress | None) -> None:
         # Embed and upsert in slices so a big ingest streams progress and holds little memory.
-        for start in range(0, len(items), 512):
-            part = items[start:start + 512]
-            texts = [embedding_text(title=d.title, heading_path=c.heading_path, text=c.text)
-                     for d, c in part]
-            vectors: np.ndarray = await self.embedder.embed_documents(texts, step)
-            await self.vectors.upsert([c.chunk_id for _, c in part], vectors,
-                                      [{"chapter_id": d.chapter_id, "source": d.source}
-                                       for d, _ in part])
+        for start in range(0, len(items), EMBED_SLICE):
+            part = items[start:start + EMBED_SLICE]
+            ids, texts, payloads = [], [], []
+            for d, c in part:
+                for i, text in enumerate(passages[c.chunk_id]):
+                    ids.append(passage_point_id(c.chunk_id, i))
+                    texts.append(text)
+                    payloads.append({"chunk_id": c.chunk_id, "chapter_id": d.chapter_id,
+                                     "source": d.source})
+            vectors: np.ndarray = await self.embedder.embed_documents(texts)
+            await self.vectors.upsert(ids, vectors, payloads)
+            if progress:
+                await progress({"event": "progress", "embedded": start + len(part),
+                                "total": len(items)})

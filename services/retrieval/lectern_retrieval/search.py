@@ -47,8 +47,8 @@ class Searcher:
         vector = await self._query_vector(query)
         if chapter_id is None:
             return await self.vectors.nearest(vector, self.candidates)
-        ids = await store.chapter_chunk_ids(self.pool, chapter_id)
-        return (await self.vectors.score_ids(vector, ids))[:self.candidates]
+        chunks = await store.chapter_passages(self.pool, chapter_id)
+        return (await self.vectors.score_chunks(vector, chunks))[:self.candidates]
 
     async def search(self, query: str, *, top_k: int, chapter_id: str | None,
                      mode: Mode = "hybrid") -> list[dict]:

@@ -19,7 +19,7 @@ class RetrievalSettings(ServiceSettings):
     qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
     qdrant_api_key: SecretStr = Field(SecretStr(""), validation_alias="QDRANT_API_KEY")
     qdrant_path: str = Field(".lectern/data/qdrant", validation_alias="QDRANT_PATH")
-    collection: str = "lectern_chunks"
+    collection: str = "lectern_passages"
 
     admin_token: SecretStr = Field(SecretStr(""), validation_alias="ADMIN_TOKEN")
 

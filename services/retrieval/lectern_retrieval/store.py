@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,6 +12,15 @@ import asyncpg
 
 from lectern_common.db import advisory_lock
 from lectern_retrieval.chunking import Chunk
+
+# snake_case names (`my_turtle`, `COLCON_IGNORE`, `canonical_link`): PostgreSQL's parser splits
+# them into common words, so they also become terms of their own, as whole as readers type them.
+_IDENTIFIER = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
+HEADING_TF = 3  # a title/heading occurrence counts three times a body one (as weight 'A')
+
+
+def identifiers(text: str) -> Counter[str]:
+    return Counter(m.lower() for m in _IDENTIFIER.findall(text))
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,14 @@ async def document_hashes(conn: asyncpg.Connection, source: str) -> dict[str, tu
     return {r["source_path"]: (r["chapter_id"], r["file_hash"]) for r in rows}
 
 
+async def passage_counts(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, int]:
+    """How many vectors (passages) each chunk of these chapters has in Qdrant."""
+    rows = await conn.fetch(
+        "SELECT chunk_id::text AS chunk_id, passages FROM chunks WHERE chapter_id = ANY($1)",
+        chapter_ids)
+    return {r["chunk_id"]: r["passages"] for r in rows}
+
+
 async def chunk_ids_of(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, set[str]]:
     rows = await conn.fetch(
         "SELECT chapter_id, chunk_id::text AS chunk_id FROM chunks WHERE chapter_id = ANY($1)",
@@ -60,7 +79,7 @@ async def chapter_ids_taken(conn: asyncpg.Connection, chapter_ids: list[str], so
 
 
 async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
-                          removed: list[str]) -> None:
+                          removed: list[str], passages: dict[str, int]) -> None:
     """Replace the rows of changed documents and drop removed ones, in one transaction."""
     async with conn.transaction():
         if removed:
@@ -81,24 +100,38 @@ async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
             await conn.execute("DELETE FROM chunks WHERE chapter_id = $1", doc.chapter_id)
             await conn.copy_records_to_table(
                 "chunks", columns=["chunk_id", "chapter_id", "ord", "title", "headings",
-                                   "section", "text"],
+                                   "section", "text", "passages"],
                 records=[(c.chunk_id, doc.chapter_id, c.ord, doc.title,
-                          " > ".join(c.heading_path), c.section, c.text) for c in doc.chunks])
-            await _index_terms(conn, doc.chapter_id)
+                          " > ".join(c.heading_path), c.section, c.text, passages[c.chunk_id])
+                         for c in doc.chunks])
+            await _index_terms(conn, doc.chapter_id, doc.title, doc.chunks)
         await conn.execute(
             """INSERT INTO corpus_stats (id, chunks, avgdl)
                SELECT 1, count(*), coalesce(avg(length), 1) FROM chunks
                ON CONFLICT (id) DO UPDATE SET chunks = EXCLUDED.chunks, avgdl = EXCLUDED.avgdl""")
 
 
-async def _index_terms(conn: asyncpg.Connection, chapter_id: str) -> None:
-    """Fill chunk_terms (and chunks.length) for one chapter from its chunks' tsvectors."""
+async def _index_terms(conn: asyncpg.Connection, chapter_id: str, title: str,
+                       chunks: list[Chunk]) -> None:
+    """Fill chunk_terms (and chunks.length) for one chapter: the lexemes of each chunk's
+    tsvector, plus its identifiers."""
     await conn.execute(
-        """INSERT INTO chunk_terms (lexeme, chunk_id, chapter_id, tf, length)
+        f"""INSERT INTO chunk_terms (lexeme, chunk_id, chapter_id, tf, length)
            SELECT t.lexeme, c.chunk_id, c.chapter_id,
-                  (SELECT sum(CASE w WHEN 'A' THEN 3 ELSE 1 END) FROM unnest(t.weights) w), 0
+                  (SELECT sum(CASE w WHEN 'A' THEN {HEADING_TF} ELSE 1 END)
+                     FROM unnest(t.weights) w), 0
              FROM chunks c, unnest(c.tsv) t
-            WHERE c.chapter_id = $1""", chapter_id)
+            WHERE c.chapter_id = $1""", chapter_id)  # noqa: S608 (a constant)
+    names = []
+    for chunk in chunks:
+        counts = identifiers(chunk.text)
+        for name, n in identifiers(" ".join([title, *chunk.heading_path])).items():
+            counts[name] += HEADING_TF * n
+        names += [(name, chunk.chunk_id, chapter_id, float(n), 0.0) for name, n in counts.items()]
+    if names:
+        await conn.copy_records_to_table(
+            "chunk_terms", columns=["lexeme", "chunk_id", "chapter_id", "tf", "length"],
+            records=names)
     await conn.execute(
         """WITH l AS (SELECT chunk_id, sum(tf) AS length FROM chunk_terms
                        WHERE chapter_id = $1 GROUP BY chunk_id)
@@ -110,8 +143,9 @@ async def _index_terms(conn: asyncpg.Connection, chapter_id: str) -> None:
             WHERE c.chapter_id = $1""", chapter_id)
 
 
-async def count_chunks(pool: asyncpg.Pool) -> int:
-    return await pool.fetchval("SELECT count(*) FROM chunks")
+async def count_passages(pool: asyncpg.Pool) -> int:
+    """The number of vectors the chunk rows expect in Qdrant."""
+    return await pool.fetchval("SELECT coalesce(sum(passages), 0) FROM chunks")
 
 
 async def forget_file_hashes(pool: asyncpg.Pool) -> None:
@@ -128,17 +162,21 @@ async def chunks_by_id(pool: asyncpg.Pool, ids: list[str]) -> dict[str, dict]:
     return {r["chunk_id"]: dict(r) for r in rows}
 
 
-async def chapter_chunk_ids(pool: asyncpg.Pool, chapter_id: str) -> list[str]:
-    rows = await pool.fetch("SELECT chunk_id::text FROM chunks WHERE chapter_id = $1", chapter_id)
-    return [r["chunk_id"] for r in rows]
+async def chapter_passages(pool: asyncpg.Pool, chapter_id: str) -> dict[str, int]:
+    """The chunks of one chapter and how many passages (vectors) each has."""
+    rows = await pool.fetch("SELECT chunk_id::text, passages FROM chunks WHERE chapter_id = $1",
+                            chapter_id)
+    return {r["chunk_id"]: r["passages"] for r in rows}
 
 
 async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str | None,
                   k1: float = 1.2, b: float = 0.75) -> list[tuple[str, float]]:
     """BM25 over the chunk terms; the query goes through the same text-search parser as the
-    chunks (stemming, stop words), so no user input reaches tsquery syntax."""
+    chunks (stemming, stop words), so no user input reaches tsquery syntax, and its
+    identifiers are looked up whole."""
     rows = await pool.fetch(
-        """WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))),
+        """WITH q AS (SELECT lexeme FROM unnest(to_tsvector('english', $1))
+                      UNION SELECT unnest($6::text[])),
                 df AS MATERIALIZED (SELECT q.lexeme, (SELECT count(*) FROM chunk_terms t
                                           WHERE t.lexeme = q.lexeme)::real AS df FROM q)
            SELECT p.chunk_id::text AS chunk_id,
@@ -150,7 +188,8 @@ async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str
                               AND ($3::text IS NULL OR t.chapter_id = $3)) p ON true
             WHERE df.df > 0
             GROUP BY p.chunk_id
-            ORDER BY score DESC LIMIT $2""", query, limit, chapter_id, k1, b)
+            ORDER BY score DESC LIMIT $2""",
+        query, limit, chapter_id, k1, b, list(identifiers(query)))
     return [(r["chunk_id"], float(r["score"])) for r in rows]
 
 

@@ -1,4 +1,6 @@
-"""The Qdrant collection of chunk vectors: local mode on disk by default, a server by QDRANT_URL.
+"""The Qdrant collection of passage vectors: local mode on disk by default, a server by
+QDRANT_URL. A chunk is embedded as one or more passages; passage i of a chunk is the point
+uuid5(chunk_id, i) with the chunk id in its payload, and a chunk scores as its best passage.
 
 qdrant-client is synchronous here and every call runs on a small thread pool, so brute-force
 scoring in local mode never blocks the event loop. Local mode allows one thread (its storage
@@ -8,6 +10,7 @@ is not meant for concurrent writers); a server gets a few.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -18,6 +21,21 @@ from qdrant_client import QdrantClient, models
 from lectern_retrieval.settings import RetrievalSettings
 
 UPSERT_BATCH = 256
+# Points fetched per chunk wanted: neighbouring passages of one chunk often rank together.
+PASSAGE_FANOUT = 5
+
+
+def passage_point_id(chunk_id: str, index: int) -> str:
+    return str(uuid.uuid5(uuid.UUID(chunk_id), str(index)))
+
+
+def best_per_chunk(scored: list[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """(chunk id, score) pairs of passages -> each chunk once, at its best passage's score."""
+    best: dict[str, float] = {}
+    for chunk_id, score in scored:
+        if score > best.get(chunk_id, float("-inf")):
+            best[chunk_id] = score
+    return sorted(best.items(), key=lambda pair: -pair[1])[:limit]
 
 
 class EmbeddingMismatch(RuntimeError):
@@ -25,8 +43,10 @@ class EmbeddingMismatch(RuntimeError):
 
 
 class VectorStore:
-    def __init__(self, settings: RetrievalSettings, *, model: str, dimension: int) -> None:
+    def __init__(self, settings: RetrievalSettings, *, model: str, dimension: int,
+                 passages: str) -> None:
         self.collection, self.model, self.dimension = settings.collection, model, dimension
+        self.passages = passages
         if settings.qdrant_url:
             self.client = QdrantClient(url=settings.qdrant_url, timeout=10,
                                        api_key=settings.qdrant_api_key.get_secret_value() or None)
@@ -48,18 +68,21 @@ class VectorStore:
             self.client.create_collection(
                 self.collection,
                 vectors_config=models.VectorParams(size=self.dimension,
-                                                   distance=models.Distance.COSINE),
-                metadata={"embedding_model": self.model, "dimension": self.dimension})
+                                                   distance=models.Distance.DOT),
+                metadata={"embedding_model": self.model, "dimension": self.dimension,
+                          "passages": self.passages})
             return
         info = self.client.get_collection(self.collection)
         meta = info.config.metadata or {}
         params = info.config.params.vectors
         size = params.size if isinstance(params, models.VectorParams) else None
-        if meta.get("embedding_model") != self.model or size != self.dimension:
+        if (meta.get("embedding_model") != self.model or size != self.dimension
+                or meta.get("passages") != self.passages):
             raise EmbeddingMismatch(
                 f"Qdrant collection '{self.collection}' holds vectors of "
-                f"{meta.get('embedding_model', 'an unknown model')} (dimension {size}) but this "
-                f"service embeds with {self.model} (dimension {self.dimension}). Switch "
+                f"{meta.get('embedding_model', 'an unknown model')} (dimension {size}, passages "
+                f"{meta.get('passages', 'one per chunk')}) but this service embeds with "
+                f"{self.model} (dimension {self.dimension}, passages {self.passages}). Switch "
                 f"EMBEDDINGS_PROVIDER back, or point RETRIEVAL_COLLECTION at a new collection and "
                 f"re-ingest; vectors of two models are never mixed.")
 
@@ -81,24 +104,29 @@ class VectorStore:
                                 points=ids[start:start + UPSERT_BATCH]), wait=True)
 
     async def nearest(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        """The `limit` chunks with the best passages: (chunk id, cosine score)."""
         result = await self._run(self.client.query_points, self.collection,
-                                 query=vector.tolist(), limit=limit, with_payload=False)
-        return [(str(p.id), float(p.score)) for p in result.points]
+                                 query=vector.tolist(), limit=limit * PASSAGE_FANOUT,
+                                 with_payload=["chunk_id"])
+        return best_per_chunk([(p.payload["chunk_id"], float(p.score)) for p in result.points
+                               if p.payload and "chunk_id" in p.payload], limit)
 
-    async def score_ids(self, vector: np.ndarray, ids: list[str]) -> list[tuple[str, float]]:
-        """Cosine scores for the given points only (a chapter filter): fetching a chapter's
-        vectors by id is far faster than a payload filter in local mode."""
-        if not ids:
+    async def score_chunks(self, vector: np.ndarray, chunks: dict[str, int]
+                           ) -> list[tuple[str, float]]:
+        """Scores for the given chunks only (a chapter filter; `chunks`: id -> passages):
+        fetching a chapter's vectors by id is far faster than a payload filter in local mode."""
+        owner = {passage_point_id(chunk_id, i): chunk_id
+                 for chunk_id, n in chunks.items() for i in range(n)}
+        if not owner:
             return []
-        records = await self._run(self.client.retrieve, self.collection, ids=ids,
+        records = await self._run(self.client.retrieve, self.collection, ids=list(owner),
                                   with_vectors=True, with_payload=False)
         if not records:
             return []
         matrix = np.array([r.vector for r in records], dtype=np.float32)
         scores = matrix @ vector
-        ranked = sorted(zip((str(r.id) for r in records), scores.tolist(), strict=True),
-                        key=lambda pair: -pair[1])
-        return ranked
+        return best_per_chunk([(owner[str(r.id)], s) for r, s in
+                               zip(records, scores.tolist(), strict=True)], len(chunks))
 
     async def close(self) -> None:
         await self._run(self.client.close)
