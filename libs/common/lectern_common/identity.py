@@ -16,8 +16,8 @@ from lectern_common.errors import ApiError
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
-def optional_reader(x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None
-                    ) -> str | None:
+async def optional_reader(
+        x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None) -> str | None:
     if x_user_id is None or x_user_id == "":
         return None
     if not _USER_ID.match(x_user_id):
@@ -25,7 +25,7 @@ def optional_reader(x_user_id: Annotated[str | None, Header(include_in_schema=Fa
     return x_user_id
 
 
-def signed_in_reader(reader: Annotated[str | None, Depends(optional_reader)]) -> str:
+async def signed_in_reader(reader: Annotated[str | None, Depends(optional_reader)]) -> str:
     if reader is None:
         raise ApiError(401, "unauthorized", "sign in required",
                        headers={"WWW-Authenticate": "Bearer"})

@@ -68,8 +68,9 @@ async def owned_answer(message_id: UUID, state: State, owner: MaybeOwner) -> Rec
     return found
 
 
-def last_event_id(last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-                  after: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> int:
+async def last_event_id(
+        last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+        after: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> int:
     """Where a resumed stream starts: the Last-Event-ID header, or `?after=` for clients that
     cannot set headers; 0 replays everything."""
     if last_event is None:

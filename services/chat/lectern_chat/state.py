@@ -26,7 +26,7 @@ class ChatState:
     orchestrator: Orchestrator
 
 
-def chat_state(request: Request) -> ChatState:
+async def chat_state(request: Request) -> ChatState:
     return request.state.chat
 
 

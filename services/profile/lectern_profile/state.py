@@ -21,7 +21,7 @@ class ProfileState:
     verifier: Verifier
 
 
-def profile_state(request: Request) -> ProfileState:
+async def profile_state(request: Request) -> ProfileState:
     return request.state.profile
 
 

@@ -30,16 +30,16 @@ class RetrievalState:
     background: set[asyncio.Task] = field(default_factory=set)
 
 
-def retrieval_state(request: Request) -> RetrievalState:
+async def retrieval_state(request: Request) -> RetrievalState:
     return request.state.retrieval
 
 
 State = Annotated[RetrievalState, Depends(retrieval_state)]
 
 
-def require_admin(state: State,
-                  authorization: Annotated[str | None, Header(include_in_schema=False)] = None
-                  ) -> None:
+async def require_admin(
+        state: State,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
     expected = state.settings.admin_token.get_secret_value()
     if not expected:
         raise ApiError(403, "forbidden", "the admin API is disabled (ADMIN_TOKEN is not set)")

@@ -28,14 +28,14 @@ MAX_BODY_BYTES = 1024
 _LLM_STATUS = {"llm_timeout": 504, "llm_rate_limited": 503, "llm_unavailable": 502}
 
 
-def summary_state(request: Request) -> SummaryState:
+async def summary_state(request: Request) -> SummaryState:
     return request.state.summary
 
 
 State = Annotated[SummaryState, Depends(summary_state)]
 
 
-def small_body(request: Request) -> None:
+async def small_body(request: Request) -> None:
     length = request.headers.get("content-length", "")
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", "the request body must have a Content-Length "
