@@ -35,6 +35,7 @@ from lectern_dev.stack import Ports, Stack, StackConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.cpu import CpuProbe  # noqa: E402
 from tests.support.book import ingest_book  # noqa: E402
 
 QUESTIONS = [
@@ -144,6 +145,7 @@ async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float
     answer is done), so N streams are open at once; answers started in the warm-up are not
     counted."""
     results: list[Stream] = []
+    answered = 0
     started = time.perf_counter()
     stop_at = started + warmup_s + duration_s
 
@@ -154,28 +156,34 @@ async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float
             asked = time.perf_counter()
             result = await one_stream(client, QUESTIONS[(i + k) % len(QUESTIONS)])
             k += 1
+            nonlocal answered
+            answered += 1
             if asked - started >= warmup_s:
                 results.append(result)
 
     async with client_for(url, readers) as client:
         await asyncio.gather(*(reader(client, i) for i in range(readers)))
-    return summarize(results, ttft_ms, mode="sustained", streams=readers,
-                     duration_s=duration_s)
+    return {**summarize(results, ttft_ms, mode="sustained", streams=readers,
+                        duration_s=duration_s), "answers_with_warmup": answered}
 
 
 async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
-                  mode: str, duration_s: float) -> list[dict]:
+                  mode: str, duration_s: float, cpu: CpuProbe) -> list[dict]:
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
         for question in QUESTIONS:  # warm connections, pools, model client and caches
             await one_stream(client, question)
     out = []
     for streams in levels:
         for _ in range(rounds):
+            before = cpu.snapshot()
             if mode == "sustained":
-                out.append(await sustained(url, streams, ttft_ms, duration_s=duration_s))
+                result = await sustained(url, streams, ttft_ms, duration_s=duration_s)
             else:
-                out.append(await level(url, streams, ttft_ms))
-            await asyncio.sleep(1.0)  # let the previous level's answers settle
+                result = await level(url, streams, ttft_ms)
+            await asyncio.sleep(1.0)  # let the answers settle (and their storage finish)
+            answers = result.get("answers_with_warmup", result["answers"])
+            result["cpu_ms_per_answer"] = CpuProbe.per_unit(before, cpu.snapshot(), answers)
+            out.append(result)
     return out
 
 
@@ -237,9 +245,10 @@ def main() -> int:
         if args.reply_words:
             behaviour["default_reply"] = long_reply(args.reply_words)
         httpx.post(f"{fake}/_fake/config", json=behaviour).raise_for_status()
+        probe = CpuProbe({name: process.popen.pid for name, process in stack.processes.items()})
         results = asyncio.run(measure(stack.gateway_url, args.streams, args.rounds,
                                       args.ttft_ms, mode=args.mode,
-                                      duration_s=args.duration))
+                                      duration_s=args.duration, cpu=probe))
     finally:
         stack.stop()
     report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},

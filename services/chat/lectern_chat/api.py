@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-import orjson
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 
 from lectern_chat import owners, store
 from lectern_chat.events import Event
@@ -34,11 +33,11 @@ from lectern_chat.state import State
 from lectern_chat.store import Turn
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.identity import OptionalReader, Reader
+from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 GuestToken = Annotated[str | None, Header(alias="X-Guest-Token", include_in_schema=False)]
 
 
@@ -80,24 +79,26 @@ async def last_event_id(
     return int(last_event)
 
 
-def sse_response(events: AsyncIterator[Event], *,
-                 guest_token: str | None = None) -> EventSourceResponse:
-    async def frames() -> AsyncIterator[ServerSentEvent]:
+def event_stream(events: AsyncIterator[Event | None], *,
+                 guest_token: str | None = None) -> StreamingResponse:
+    async def frames() -> AsyncIterator[bytes]:
         async for event in events:
+            if event is None:
+                yield KEEPALIVE
+                continue
             data = event.data
             if guest_token and event.name == "meta":
                 # The token is only ever in this one response: the replay log stays free of it.
                 data = {**data, "guest_token": guest_token}
-            yield ServerSentEvent(data=orjson.dumps(data).decode(), event=event.name,
-                                  id=str(event.id))
+            yield event_frame(event.id, event.name, data)
 
-    return EventSourceResponse(frames(), headers=SSE_HEADERS, ping=15)
+    return sse_response(frames())
 
 
-@router.post("/stream", response_class=EventSourceResponse,
+@router.post("/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
-                        ) -> EventSourceResponse:
+                        ) -> StreamingResponse:
     """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
     started = time.perf_counter()
     pool = state.stores.pool
@@ -135,22 +136,24 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
     queue = readers.attach(turn.assistant_message_id)
     state.orchestrator.start(Job(turn=turn, owner=owner, question=body.message,
                                  top_k=body.top_k, history=history, started=started))
-    events = readers.follow(turn.assistant_message_id, queue, idle_s=state.settings.resume_idle_s)
-    return sse_response(events, guest_token=guest_token)
+    events = readers.follow(turn.assistant_message_id, queue, idle_s=state.settings.resume_idle_s,
+                            keepalive_s=state.settings.sse_keepalive_s)
+    return event_stream(events, guest_token=guest_token)
 
 
-@router.get("/messages/{message_id}/events", response_class=EventSourceResponse,
+@router.get("/messages/{message_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def resume_answer(message_id: UUID, state: State,
                         _: Annotated[Record, Depends(owned_answer)],
-                        after: Annotated[int, Depends(last_event_id)]) -> EventSourceResponse:
+                        after: Annotated[int, Depends(last_event_id)]) -> StreamingResponse:
     """The events of an answer after `Last-Event-ID`, live if it is still being written
     (by any worker), from the replay log otherwise."""
     if not await state.events.exists(message_id):
         raise ApiError(410, "replay_expired",
                        "this answer's events are no longer kept; read the conversation instead")
-    return sse_response(state.events.follow(message_id, after=after,
-                                            idle_s=state.settings.resume_idle_s))
+    return event_stream(state.events.follow(message_id, after=after,
+                                            idle_s=state.settings.resume_idle_s,
+                                            keepalive_s=state.settings.sse_keepalive_s))
 
 
 @router.get("/conversations")

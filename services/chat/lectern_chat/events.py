@@ -78,19 +78,25 @@ class LocalReaders:
             queue.put_nowait(event)
 
     async def follow(self, message_id: UUID, queue: asyncio.Queue[Event], *,
-                     idle_s: float) -> AsyncIterator[Event]:
-        """Yield the events put on `queue` until a terminal one (or `idle_s` of silence)."""
+                     idle_s: float, keepalive_s: float) -> AsyncIterator[Event | None]:
+        """Yield the events put on `queue` until a terminal one (or `idle_s` of silence);
+        None after each `keepalive_s` of silence (the stream sends a keep-alive)."""
         last = 0
+        quiet_since = time.monotonic()
         try:
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), idle_s)
+                    async with asyncio.timeout(keepalive_s):
+                        event = await queue.get()
                 except TimeoutError:
-                    log.warning("chat.stream_lost", message_id=str(message_id), after=last)
-                    yield stream_lost(last)
-                    return
+                    if time.monotonic() - quiet_since >= idle_s:
+                        log.warning("chat.stream_lost", message_id=str(message_id), after=last)
+                        yield stream_lost(last)
+                        return
+                    yield None
+                    continue
                 yield event
-                last = event.id
+                last, quiet_since = event.id, time.monotonic()
                 if event.terminal:
                     return
         finally:
@@ -162,14 +168,15 @@ class EventLog:
         if keys:
             await self.redis.delete(*keys)
 
-    async def follow(self, message_id: UUID, *, after: int,
-                     idle_s: float) -> AsyncIterator[Event]:
-        """Yield the events after `after` as they are appended, until a terminal one. While
-        following, keep a heartbeat in the listener set. If the log stays silent for `idle_s`
-        (the worker producing it died), end with a `stream_lost` error."""
+    async def follow(self, message_id: UUID, *, after: int, idle_s: float,
+                     keepalive_s: float) -> AsyncIterator[Event | None]:
+        """Yield the events after `after` as they are appended, until a terminal one (None
+        after each `keepalive_s` of silence). While following, keep a heartbeat in the
+        listener set. If the log stays silent for `idle_s` (the worker producing it died),
+        end with a `stream_lost` error."""
         listener = uuid.uuid4().hex
         await self.attach(message_id, listener)
-        beat = idle_since = time.monotonic()
+        beat = idle_since = kept_alive = time.monotonic()
         try:
             while True:
                 events = await self.read_after(message_id, after)
@@ -182,8 +189,11 @@ class EventLog:
                         log.warning("chat.stream_lost", message_id=str(message_id), after=after)
                         yield stream_lost(after)
                         return
+                    if now - kept_alive >= keepalive_s:
+                        kept_alive = now
+                        yield None
                     continue
-                idle_since = now
+                idle_since = kept_alive = now
                 for event in events:
                     yield event
                     after = event.id

@@ -10,6 +10,7 @@ cancelled and what was produced is stored as `interrupted`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -79,26 +80,39 @@ class Outcome:
 
 class Emitter:
     """Numbers the events of one answer and hands each to the readers attached in this worker
-    at once. The Redis log (for readers resuming anywhere) is written behind, in batches, so
-    the answer never waits on it; the last event waits until the whole log is written."""
+    at once. The Redis log (for readers resuming anywhere) is written behind, in batches at
+    most every `flush_s`, so the answer never waits on it; the last event waits until the
+    whole log is written."""
 
-    def __init__(self, readers: LocalReaders, events: EventLog, message_id: UUID) -> None:
+    def __init__(self, readers: LocalReaders, events: EventLog, message_id: UUID, *,
+                 flush_s: float) -> None:
         self.readers, self.events, self.message_id = readers, events, message_id
+        self.flush_s = flush_s
         self.last_id = 0
         self._unwritten: list[Event] = []
         self._writer: asyncio.Task | None = None
+        self._flush_now = asyncio.Event()
 
     async def emit(self, name: str, data: dict) -> None:
         self.last_id += 1
         event = Event(self.last_id, name, data)
         self.readers.publish(self.message_id, event)
         self._unwritten.append(event)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
         if event.terminal:
-            await self._writer
+            self._flush_now.set()
+            if self._writer is not None and not self._writer.done():
+                await self._writer  # it writes what is left, this event included
+            else:
+                await self._write()
+        elif self._writer is None or self._writer.done():
+            # The first event goes out at once, later ones gather for up to flush_s.
+            delay = 0.0 if event.id == 1 else self.flush_s
+            self._writer = asyncio.create_task(self._write(delay))
 
-    async def _write(self) -> None:
+    async def _write(self, delay: float = 0.0) -> None:
+        if delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), delay)
         while self._unwritten:
             batch, self._unwritten = self._unwritten, []
             try:
@@ -147,7 +161,8 @@ class Orchestrator:
 
     async def run(self, job: Job) -> None:
         message_id = job.turn.assistant_message_id
-        out = Emitter(self.readers, self.events, message_id)
+        out = Emitter(self.readers, self.events, message_id,
+                      flush_s=self.settings.replay_flush_s)
         outcome = Outcome(model=self.model_name)
         watchdog = asyncio.create_task(self._stop_when_abandoned(asyncio.current_task(), job))
         structlog.contextvars.bind_contextvars(message_id=str(message_id))

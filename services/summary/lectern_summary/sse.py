@@ -9,12 +9,12 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-import orjson
 import structlog
 from fastapi.responses import StreamingResponse
 
 from lectern_common.errors import ApiError
 from lectern_common.gemini import LLMError
+from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 from lectern_summary.generation import Generator, Outcome
 from lectern_summary.writer import Job
 
@@ -22,10 +22,6 @@ log = structlog.get_logger()
 
 # Keeps the generation tasks referenced until they finish (asyncio holds only weak references).
 _running: set[asyncio.Task] = set()
-
-
-def _event(n: int, name: str, data: dict) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (n, name.encode(), orjson.dumps(data))
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -49,7 +45,7 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
     _running.add(task)
     task.add_done_callback(_running.discard)
     n = 1
-    yield _event(n, "meta", meta)
+    yield event_frame(n, "meta", meta)
     first_token_ms = None
     getter: asyncio.Future[str] | None = None
     while True:
@@ -60,7 +56,7 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
         if getter.done():
             first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
             n += 1
-            yield _event(n, "token", {"text": getter.result()})
+            yield event_frame(n, "token", {"text": getter.result()})
             getter = None
         elif task.done():
             if queue.empty():  # the generation ended and all it emitted has been sent
@@ -69,11 +65,11 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
         elif not done:
             # While this request waits for another's generation nothing else is sent; a
             # comment keeps proxies and the reader's idle timer from giving up.
-            yield b": keep-alive\n\n"
+            yield KEEPALIVE
     if (exc := task.exception()) is not None:
         if not isinstance(exc, LLMError | ApiError):
             log.error("summary.stream_failed", error_type=type(exc).__name__)
-        yield _event(n + 1, "error", _error_data(exc))
+        yield event_frame(n + 1, "error", _error_data(exc))
         return
     outcome: Outcome = task.result()
     if not outcome.streamed:
@@ -81,8 +77,8 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
         first_token_ms = round((time.perf_counter() - started) * 1000)
         for piece in _paragraphs(outcome.text):
             n += 1
-            yield _event(n, "token", {"text": piece})
-    yield _event(n + 1, "done", {
+            yield event_frame(n, "token", {"text": piece})
+    yield event_frame(n + 1, "done", {
         "finish_reason": "stop", "cached": outcome.cached, "model": outcome.model,
         "generated_at": outcome.generated_at.isoformat() if outcome.generated_at else None,
         "timings_ms": {"first_token": first_token_ms,
@@ -91,6 +87,4 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
 
 def stream_response(generator: Generator, job: Job, meta: dict, *, keepalive_s: float
                     ) -> StreamingResponse:
-    return StreamingResponse(_events(generator, job, meta, keepalive_s),
-                             media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return sse_response(_events(generator, job, meta, keepalive_s))
