@@ -121,7 +121,9 @@ class Gemini:
                 timeout = self.config.first_token_timeout_s
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(anext(iterator), timeout)
+                        # asyncio.timeout, not wait_for: no task per chunk.
+                        async with asyncio.timeout(timeout):
+                            chunk = await anext(iterator)
                     except StopAsyncIteration:
                         break
                     timeout = self.config.between_tokens_timeout_s

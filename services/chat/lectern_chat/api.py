@@ -79,18 +79,19 @@ async def last_event_id(
     return int(last_event)
 
 
-def event_stream(events: AsyncIterator[Event | None], *,
+def event_stream(batches: AsyncIterator[list[Event]], *,
                  guest_token: str | None = None) -> StreamingResponse:
+    """The answer's events as SSE, each batch in one write (an empty one: a keep-alive)."""
+    def frame(event: Event) -> bytes:
+        data = event.data
+        if guest_token and event.name == "meta":
+            # The token is only ever in this one response: the replay log stays free of it.
+            data = {**data, "guest_token": guest_token}
+        return event_frame(event.id, event.name, data)
+
     async def frames() -> AsyncIterator[bytes]:
-        async for event in events:
-            if event is None:
-                yield KEEPALIVE
-                continue
-            data = event.data
-            if guest_token and event.name == "meta":
-                # The token is only ever in this one response: the replay log stays free of it.
-                data = {**data, "guest_token": guest_token}
-            yield event_frame(event.id, event.name, data)
+        async for batch in batches:
+            yield b"".join(map(frame, batch)) if batch else KEEPALIVE
 
     return sse_response(frames())
 
