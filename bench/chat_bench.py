@@ -140,10 +140,9 @@ async def level(url: str, streams: int, ttft_ms: float) -> dict:
 
 
 async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float,
-                    warmup_s: float = 3.0) -> dict:
-    """N readers each keep one stream open at all times (a new question as soon as the last
-    answer is done), so N streams are open at once; answers started in the warm-up are not
-    counted."""
+                    think_s: float = 0.0, warmup_s: float = 3.0) -> dict:
+    """N readers each ask again `think_s` after their last answer is done (0: at once, so N
+    streams are open at all times); answers started in the warm-up are not counted."""
     results: list[Stream] = []
     answered = 0
     started = time.perf_counter()
@@ -160,6 +159,8 @@ async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float
             answered += 1
             if asked - started >= warmup_s:
                 results.append(result)
+            if think_s:  # reading the answer, a little longer or shorter each time
+                await asyncio.sleep(think_s * (0.5 + random.random()))
 
     async with client_for(url, readers) as client:
         await asyncio.gather(*(reader(client, i) for i in range(readers)))
@@ -168,7 +169,7 @@ async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float
 
 
 async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
-                  mode: str, duration_s: float, cpu: CpuProbe) -> list[dict]:
+                  mode: str, duration_s: float, think_s: float, cpu: CpuProbe) -> list[dict]:
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
         for question in QUESTIONS:  # warm connections, pools, model client and caches
             await one_stream(client, question)
@@ -177,7 +178,8 @@ async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
         for _ in range(rounds):
             before = cpu.snapshot()
             if mode == "sustained":
-                result = await sustained(url, streams, ttft_ms, duration_s=duration_s)
+                result = await sustained(url, streams, ttft_ms, duration_s=duration_s,
+                                         think_s=think_s)
             else:
                 result = await level(url, streams, ttft_ms)
             await asyncio.sleep(1.0)  # let the answers settle (and their storage finish)
@@ -230,6 +232,8 @@ def main() -> int:
                         help="burst: N streams opened at once; sustained: N readers each keep "
                              "a stream open for --duration seconds")
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--think-s", type=float, default=0.0,
+                        help="sustained: mean pause of a reader between answers (0: none)")
     parser.add_argument("--reply-words", type=int, default=0,
                         help="length of the fake's answers (0: its short default)")
     parser.add_argument("--chat-workers", type=int, default=1)
@@ -248,7 +252,8 @@ def main() -> int:
         probe = CpuProbe({name: process.popen.pid for name, process in stack.processes.items()})
         results = asyncio.run(measure(stack.gateway_url, args.streams, args.rounds,
                                       args.ttft_ms, mode=args.mode,
-                                      duration_s=args.duration, cpu=probe))
+                                      duration_s=args.duration, think_s=args.think_s,
+                                      cpu=probe))
     finally:
         stack.stop()
     report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
