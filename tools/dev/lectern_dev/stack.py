@@ -47,7 +47,14 @@ class Ports:
 
     @classmethod
     def random(cls) -> Ports:
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        """Distinct free ports: every socket stays bound until all are chosen (ports chosen one
+        at a time could repeat: a CI run once gave the gateway and the auth server the same)."""
+        names = [f.name for f in fields(cls)]
+        with contextlib.ExitStack() as held:
+            sockets = [held.enter_context(socket.socket()) for _ in names]
+            for s in sockets:
+                s.bind(("127.0.0.1", 0))
+            return cls(**{name: s.getsockname()[1] for name, s in zip(names, sockets, strict=True)})
 
 
 @dataclass
