@@ -83,23 +83,27 @@ class LocalReaders:
         each time, all that are waiting, so a busy worker writes them to the reader at once
         instead of one write each; an empty list after each `keepalive_s` of silence."""
         last = 0
-        quiet_since = time.monotonic()
+        quiet_since = kept_alive = time.monotonic()
         try:
             while True:
+                # Wake for whichever comes first: the idle limit or the next keep-alive.
+                wait = min(quiet_since + idle_s, kept_alive + keepalive_s) - time.monotonic()
                 try:
-                    async with asyncio.timeout(keepalive_s):
+                    async with asyncio.timeout(max(wait, 0.0)):
                         batch = [await queue.get()]
                 except TimeoutError:
                     if time.monotonic() - quiet_since >= idle_s:
                         log.warning("chat.stream_lost", message_id=str(message_id), after=last)
                         yield [stream_lost(last)]
                         return
+                    kept_alive = time.monotonic()
                     yield []
                     continue
                 while not batch[-1].terminal and not queue.empty():
                     batch.append(queue.get_nowait())
                 yield batch
                 last, quiet_since = batch[-1].id, time.monotonic()
+                kept_alive = quiet_since
                 if batch[-1].terminal:
                     return
         finally:
