@@ -103,6 +103,24 @@ def test_rst_is_cleaned_and_structured(local_stack: Stack) -> None:
     assert hit["section"] == "Running the calibration"
 
 
+def test_a_new_title_re_embeds_chunks_whose_passages_it_changes(local_stack: Stack) -> None:
+    """The title heads every passage but is not part of a chunk's id: a chunk kept under a
+    longer title is cut into more passages, and gets them all embedded, not just some."""
+    body = "The zorbometer gantry " + " ".join(f"quux{i} glarb" for i in range(60)) + ".\n"
+    first = upload(local_stack, "retitle", {"x.md": f"---\ntitle: Short\n---\n\n{body}"}).json()
+    ids = chunk_ids(local_stack, "retitle--x")
+    long_title = "A very long title " + "with many many words " * 8
+    again = upload(local_stack, "retitle",
+                   {"x.md": f"---\ntitle: {long_title}\n---\n\n{body}"}).json()
+    assert chunk_ids(local_stack, "retitle--x") == ids  # the same chunk, kept
+    assert again["updated"] == 1 and again["embeddings_computed"] == first["chunks"] == 1
+    dense = httpx.post(f"{local_stack.config.url('retrieval')}/internal/search",
+                       json={"query": "zorbometer gantry quux", "mode": "dense",
+                             "chapter_id": "retitle--x"},
+                       headers=internal_headers(local_stack)).json()["results"]
+    assert [r["chunk_id"] for r in dense] == sorted(ids)
+
+
 def test_reingest_is_incremental(local_stack: Stack) -> None:
     first = upload(local_stack, "incr", {**PAGES, "c.rst": RST}).json()
     assert (first["new"], first["updated"], first["unchanged"], first["removed"]) == (3, 0, 0, 0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -29,9 +28,6 @@ LOCAL_MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with sequences up to 256 
 PASSAGE_TOKENS = 96
 PASSAGE_OVERLAP = 24
 
-Progress = Callable[[int], Awaitable[None]]
-
-
 class Embedder(Protocol):
     name: str
     dimension: int
@@ -42,8 +38,7 @@ class Embedder(Protocol):
         """The texts embedded for one chunk (`head`: its title and heading path)."""
         ...
 
-    async def embed_documents(self, texts: list[str], progress: Progress | None = None
-                              ) -> np.ndarray: ...
+    async def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
     async def embed_query(self, text: str) -> np.ndarray: ...
 
@@ -123,8 +118,7 @@ class LocalEmbedder:
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
 
-    async def embed_documents(self, texts: list[str], progress: Progress | None = None
-                              ) -> np.ndarray:
+    async def embed_documents(self, texts: list[str]) -> np.ndarray:
         # Similar lengths in one batch waste less work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -132,8 +126,6 @@ class LocalEmbedder:
             idx = order[start:start + self.batch]
             # CPU-bound: a worker thread keeps the event loop serving searches.
             out[idx] = await asyncio.to_thread(self._encode, [texts[i] for i in idx])
-            if progress:
-                await progress(len(idx))
         return out
 
     async def embed_query(self, text: str) -> np.ndarray:
@@ -165,14 +157,11 @@ class GeminiEmbedder:
         # Reduced-dimension Gemini vectors are not unit length.
         return _normalise(vectors)
 
-    async def embed_documents(self, texts: list[str], progress: Progress | None = None
-                              ) -> np.ndarray:
+    async def embed_documents(self, texts: list[str]) -> np.ndarray:
         parts = []
         for start in range(0, len(texts), self.batch):
             batch = texts[start:start + self.batch]
             parts.append(await self._embed(batch, "RETRIEVAL_DOCUMENT"))
-            if progress:
-                await progress(len(batch))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     async def embed_query(self, text: str) -> np.ndarray:

@@ -217,15 +217,12 @@ class Ingestor:
         changed = [d for d in docs if known.get(d.source_path, ("", ""))[1] != d.file_hash]
         uploaded = {d.source_path for d in docs}
         removed = [cid for path, (cid, _) in known.items() if path not in uploaded]
-        # A document whose hash was forgotten lost its vectors: embed all of its chunks again.
-        reusable = await store.chunk_ids_of(
-            conn, [d.chapter_id for d in changed if known.get(d.source_path, ("", ""))[1]])
-        old_points = await store.passage_counts(
+        stored = await store.stored_chunks(
             conn, [d.chapter_id for d in changed if d.source_path in known] + removed)
-        # Cutting into passages is deterministic: a reused chunk has exactly these points.
         passages = await asyncio.to_thread(self._passages, changed)
         to_embed = [(d, c) for d in changed for c in d.chunks
-                    if c.chunk_id not in reusable.get(d.chapter_id, set())]
+                    if not self._reusable(stored.get(c.chunk_id), d, known,
+                                          len(passages[c.chunk_id]))]
         total = len(to_embed)
         if progress:
             await progress({"event": "start", "files": len(docs), "changed": len(changed),
@@ -234,13 +231,23 @@ class Ingestor:
         if changed or removed:
             await store.write_documents(conn, changed, removed,
                                         {cid: len(texts) for cid, texts in passages.items()})
-        stale = [passage_point_id(chunk_id, i) for chunk_id, n in old_points.items()
-                 for i in range(len(passages.get(chunk_id, ())), n)]
+        stale = [passage_point_id(chunk_id, i) for chunk_id, old in stored.items()
+                 for i in range(len(passages.get(chunk_id, ())), old.passages)]
         await self.vectors.delete(stale)
         new = sum(1 for d in changed if d.source_path not in known)
         return {"source": source, "files": len(docs), "chunks": sum(len(d.chunks) for d in docs),
                 "new": new, "updated": len(changed) - new, "unchanged": len(docs) - len(changed),
                 "removed": len(removed), "embeddings_computed": total}
+
+    @staticmethod
+    def _reusable(old: store.StoredChunk | None, doc: DocumentRow,
+                  known: dict[str, tuple[str, str]], passages: int) -> bool:
+        """A kept chunk's points serve again when its passages are the same texts: the title
+        heads every passage but is not part of the chunk id. A document whose hash was
+        forgotten lost its vectors: all of its chunks are embedded again."""
+        return (old is not None and old.chapter_id == doc.chapter_id
+                and bool(known.get(doc.source_path, ("", ""))[1])
+                and old.title == doc.title and old.passages == passages)
 
     def _passages(self, docs: list[DocumentRow]) -> dict[str, list[str]]:
         return {c.chunk_id: self.embedder.passages(*embedding_parts(

@@ -51,22 +51,19 @@ async def document_hashes(conn: asyncpg.Connection, source: str) -> dict[str, tu
     return {r["source_path"]: (r["chapter_id"], r["file_hash"]) for r in rows}
 
 
-async def passage_counts(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, int]:
-    """How many vectors (passages) each chunk of these chapters has in Qdrant."""
-    rows = await conn.fetch(
-        "SELECT chunk_id::text AS chunk_id, passages FROM chunks WHERE chapter_id = ANY($1)",
-        chapter_ids)
-    return {r["chunk_id"]: r["passages"] for r in rows}
+@dataclass(frozen=True)
+class StoredChunk:
+    chapter_id: str
+    title: str  # the document title its passages were embedded under
+    passages: int  # its points in Qdrant
 
 
-async def chunk_ids_of(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, set[str]]:
+async def stored_chunks(conn: asyncpg.Connection, chapter_ids: list[str]
+                        ) -> dict[str, StoredChunk]:
     rows = await conn.fetch(
-        "SELECT chapter_id, chunk_id::text AS chunk_id FROM chunks WHERE chapter_id = ANY($1)",
-        chapter_ids)
-    out: dict[str, set[str]] = {c: set() for c in chapter_ids}
-    for r in rows:
-        out[r["chapter_id"]].add(r["chunk_id"])
-    return out
+        """SELECT chunk_id::text AS chunk_id, chapter_id, title, passages FROM chunks
+            WHERE chapter_id = ANY($1)""", chapter_ids)
+    return {r["chunk_id"]: StoredChunk(r["chapter_id"], r["title"], r["passages"]) for r in rows}
 
 
 async def chapter_ids_taken(conn: asyncpg.Connection, chapter_ids: list[str], source: str
