@@ -51,6 +51,6 @@ class CpuProbe:
     def per_unit(before: dict[str, float], after: dict[str, float], units: int
                  ) -> dict[str, float]:
         """CPU ms per unit (request, answer) of each part between two snapshots."""
-        out = {name: round((after[name] - before[name]) / max(units, 1), 2) for name in after}
+        out = {name: round((after[name] - before[name]) / max(units, 1), 3) for name in after}
         out["total"] = round(sum(out.values()), 2)
         return out

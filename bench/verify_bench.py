@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu import CpuProbe
 from lectern_dev.stack import Ports, Stack, StackConfig
 from tests.support.readers import new_reader
 
@@ -50,24 +50,18 @@ def measure(scenarios: dict[str, Callable[[], httpx.Response]], requests: int
     return {name: summarize(values) for name, values in samples.items()}
 
 
-def cpu_ms(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc), in milliseconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_request(stack: Stack, scenarios: dict[str, Callable[[], httpx.Response]],
                     requests: int) -> dict[str, dict[str, float]]:
     """CPU milliseconds the gateway and the profile service spend per request: unlike wall
     time, this hardly depends on what else the machine is doing."""
-    pids = {name: stack.processes[name].popen.pid for name in ("gateway", "profile")}
+    probe = CpuProbe({name: stack.processes[name].popen.pid for name in ("gateway", "profile")})
     out = {}
     for name, send in scenarios.items():
-        before = {p: cpu_ms(pid) for p, pid in pids.items()}
+        before = probe.snapshot()
         for _ in range(requests):
             send()
-        out[name] = {f"{p}_cpu_ms": round((cpu_ms(pid) - before[p]) / requests, 3)
-                     for p, pid in pids.items()}
+        per_request = CpuProbe.per_unit(before, probe.snapshot(), requests)
+        out[name] = {f"{p}_cpu_ms": per_request[p] for p in ("gateway", "profile")}
     return out
 
 
