@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import httpx
 import structlog
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
@@ -265,7 +264,7 @@ class Orchestrator:
                 log.warning("chat.retrieval_failed", status=response.status_code)
                 raise RetrievalFailed
             return response.json()["results"][:job.top_k]
-        except (ServiceUnavailable, httpx.HTTPError, ValueError, KeyError) as exc:
+        except (ServiceUnavailable, ValueError, KeyError) as exc:
             # Unreachable, cut off mid-answer or an unreadable reply: no sources either way.
             log.warning("chat.retrieval_failed", error_type=type(exc).__name__)
             raise RetrievalFailed from exc
@@ -280,7 +279,7 @@ class Orchestrator:
                                               timeout_s=self.settings.profile_timeout_s)
             if response.status_code == 200:
                 return response.json()
-        except (ServiceUnavailable, httpx.HTTPError, ValueError) as exc:
+        except (ServiceUnavailable, ValueError) as exc:
             log.warning("chat.profile_failed", error_type=type(exc).__name__)
             return None
         if response.status_code != 404:

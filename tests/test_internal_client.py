@@ -1,0 +1,136 @@
+"""The internal HTTP client against a real local server: what it sends, what it retries and
+what it never waits on forever. No stack: a small aiohttp server plays the other service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+
+from lectern_common.context import request_id_var
+from lectern_common.http import InternalClient, ServiceUnavailable
+
+
+class Service:
+    """Counts the requests it gets; each route behaves as the test needs."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.seen: list[dict] = []
+
+    def count(self, name: str) -> int:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return self.calls[name]
+
+    async def echo(self, request: web.Request) -> web.Response:
+        self.count("echo")
+        self.seen.append({"headers": request.headers.copy(), "body": await request.json()})
+        return web.json_response({"ok": True})
+
+    async def busy(self, request: web.Request) -> web.Response:
+        self.count(f"busy-{request.method}")
+        return web.json_response({"error": "busy"}, status=503)
+
+    async def slow(self, request: web.Request) -> web.Response:
+        self.count("slow")
+        await asyncio.sleep(2)
+        return web.json_response({})
+
+    async def hang_up(self, request: web.Request) -> web.Response:
+        self.count(f"hang_up-{request.method}")
+        assert request.transport is not None
+        request.transport.close()  # the connection ends with no reply at all
+        await asyncio.sleep(1)
+        return web.json_response({})
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[tuple[Service, str]]:
+    svc = Service()
+    app = web.Application()
+    app.router.add_post("/echo", svc.echo)
+    app.router.add_route("*", "/busy", svc.busy)
+    app.router.add_get("/slow", svc.slow)
+    app.router.add_route("*", "/hang-up", svc.hang_up)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield svc, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[Callable[..., InternalClient]]:
+    clients: list[InternalClient] = []
+
+    def make(base_url: str, **kwargs) -> InternalClient:
+        client = InternalClient(name="other", base_url=base_url, token="s3cret", **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def test_sends_the_token_the_request_id_the_reader_and_the_json(service, client_for):
+    svc, url = service
+    token = request_id_var.set("rid-123")
+    try:
+        response = await client_for(url).post("/echo", json={"q": "ünïcode"}, user_id="u1")
+    finally:
+        request_id_var.reset(token)
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    sent = svc.seen[0]
+    assert sent["body"] == {"q": "ünïcode"}
+    assert sent["headers"]["x-internal-token"] == "s3cret"
+    assert sent["headers"]["x-request-id"] == "rid-123"
+    assert sent["headers"]["x-user-id"] == "u1"
+
+
+async def test_a_busy_service_is_asked_again_only_where_that_is_safe(service, client_for):
+    svc, url = service
+    client = client_for(url, retries=2)
+    assert (await client.get("/busy")).status_code == 503
+    assert svc.calls["busy-GET"] == 3  # the first try and two retries
+    assert (await client.post("/busy", json={})).status_code == 503
+    assert svc.calls["busy-POST"] == 1  # a POST may not be repeatable
+    assert (await client.post("/busy", json={}, retry_posts=True)).status_code == 503
+    assert svc.calls["busy-POST"] == 4
+
+
+async def test_a_refused_connection_is_retried_then_reported(client_for, unused_tcp_port):
+    client = client_for(f"http://127.0.0.1:{unused_tcp_port}", retries=2)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client.post("/anything", json={})
+    assert caught.value.status == 503 and caught.value.service == "other"
+    assert caught.value.reason == "ClientConnectorError"
+
+
+async def test_a_reply_that_never_comes_ends_at_the_timeout(service, client_for):
+    svc, url = service
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client_for(url).get("/slow", timeout_s=0.3)
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 1.5
+    assert svc.calls["slow"] == 1  # a timeout is not retried: the service may be overloaded
+
+
+async def test_a_connection_closed_without_reply_repeats_only_what_may_be_repeated(
+        service, client_for):
+    svc, url = service
+    client = client_for(url, retries=1)
+    with pytest.raises(ServiceUnavailable):
+        await client.post("/hang-up", json={})
+    assert svc.calls["hang_up-POST"] == 1
+    with pytest.raises(ServiceUnavailable):
+        await client.get("/hang-up")
+    # At least one retry of ours (aiohttp itself also resends an idempotent request once when
+    # a reused kept-alive connection turns out closed).
+    assert svc.calls["hang_up-GET"] >= 2
