@@ -52,29 +52,47 @@ async def recent_history(pool: asyncpg.Pool, conversation_id: UUID,
     return list(reversed(rows))
 
 
+# A new conversation is stored in one statement, one round trip: the guest (if new), the
+# conversation, the question and the answer that is streaming. A statement is atomic on its
+# own, and the messages' foreign key is checked at its end, when the conversation exists.
+_START_CONVERSATION = """
+WITH guest AS (
+    INSERT INTO guests (token_hash) SELECT $9::bytea WHERE $9::bytea IS NOT NULL
+), conversation AS (
+    INSERT INTO conversations (id, owner, title) VALUES ($1, $2, left($4, 80))
+)
+INSERT INTO messages (id, conversation_id, role, content, mode, selected_text, chapter_id,
+                      status, created_at)
+VALUES ($7, $1, 'user', $4, $3, $5, $6, 'complete', clock_timestamp()),
+       -- later than the question even within one microsecond: history is read in this order
+       ($8, $1, 'assistant', '', $3, NULL, $6, 'streaming',
+        clock_timestamp() + interval '1 microsecond')
+"""
+
+
 async def start_turn(pool: asyncpg.Pool, turn: Turn, *, new_conversation: bool,
                      stale_after_s: int, new_guest_hash: bytes | None = None) -> None:
     """Store the question and a `streaming` answer (and the guest token of a new guest);
     refuse while another answer of the conversation streams."""
+    if new_conversation:
+        await pool.execute(_START_CONVERSATION, turn.conversation_id, turn.owner, turn.mode,
+                           turn.message, turn.selected_text, turn.chapter_id,
+                           turn.user_message_id, turn.assistant_message_id, new_guest_hash)
+        return
     async with pool.acquire() as conn, conn.transaction():
         if new_guest_hash is not None:
             await conn.execute("INSERT INTO guests (token_hash) VALUES ($1)", new_guest_hash)
-        if new_conversation:
-            await conn.execute(
-                "INSERT INTO conversations (id, owner, title) VALUES ($1, $2, $3)",
-                turn.conversation_id, turn.owner, turn.message[:80])
-        else:
-            # The row lock serialises two questions sent to one conversation at once.
-            await conn.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE",
-                               turn.conversation_id)
-            busy = await conn.fetchval(
-                "SELECT 1 FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
-                " AND created_at > now() - make_interval(secs => $2)",
-                turn.conversation_id, float(stale_after_s))
-            if busy:
-                raise ConversationBusy
-            await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = $1",
-                               turn.conversation_id)
+        # The row lock serialises two questions sent to one conversation at once.
+        await conn.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE",
+                           turn.conversation_id)
+        busy = await conn.fetchval(
+            "SELECT 1 FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
+            " AND created_at > now() - make_interval(secs => $2)",
+            turn.conversation_id, float(stale_after_s))
+        if busy:
+            raise ConversationBusy
+        await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = $1",
+                           turn.conversation_id)
         await conn.executemany(
             "INSERT INTO messages (id, conversation_id, role, content, mode, selected_text,"
             " chapter_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
