@@ -38,9 +38,13 @@ class Embedder(Protocol):
         """The texts embedded for one chunk (`head`: its title and heading path)."""
         ...
 
+    # Query batches that may run at once (searches batch their questions, search.py).
+    query_concurrency: int
+    query_batch: int
+
     async def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
-    async def embed_query(self, text: str) -> np.ndarray: ...
+    async def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
     async def aclose(self) -> None: ...
 
@@ -63,6 +67,9 @@ class LocalEmbedder:
 
     name = "local:all-MiniLM-L6-v2-int8"
     dimension = 384
+    # CPU-bound in one thread: one batch at a time; small batches keep a lone question quick.
+    query_concurrency = 1
+    query_batch = 16
     passage_scheme = f"tokens:{PASSAGE_TOKENS}/{PASSAGE_OVERLAP}"
 
     def __init__(self, *, threads: int, batch: int) -> None:
@@ -128,8 +135,8 @@ class LocalEmbedder:
             out[idx] = await asyncio.to_thread(self._encode, [texts[i] for i in idx])
         return out
 
-    async def embed_query(self, text: str) -> np.ndarray:
-        return (await asyncio.to_thread(self._encode, [text]))[0]
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self._encode, texts)
 
     async def aclose(self) -> None:
         return None
@@ -139,12 +146,14 @@ class GeminiEmbedder:
     """gemini-embedding-001 through google-genai (retries 429/5xx with backoff)."""
 
     passage_scheme = "whole"  # 2,048 input tokens: a chunk fits whole
+    query_concurrency = 4  # calls over the network overlap
 
     def __init__(self, settings: RetrievalSettings) -> None:
         self.model = settings.gemini_embedding_model
         self.dimension = settings.gemini_embedding_dimension
         self.name = f"gemini:{self.model}"
         self.batch = settings.gemini_embedding_batch
+        self.query_batch = self.batch
         self.gemini = Gemini(settings.gemini_config(request_timeout_s=60.0))
 
     async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
@@ -157,15 +166,17 @@ class GeminiEmbedder:
         # Reduced-dimension Gemini vectors are not unit length.
         return _normalise(vectors)
 
-    async def embed_documents(self, texts: list[str]) -> np.ndarray:
+    async def _embed_all(self, texts: list[str], task_type: str) -> np.ndarray:
         parts = []
         for start in range(0, len(texts), self.batch):
-            batch = texts[start:start + self.batch]
-            parts.append(await self._embed(batch, "RETRIEVAL_DOCUMENT"))
+            parts.append(await self._embed(texts[start:start + self.batch], task_type))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
-    async def embed_query(self, text: str) -> np.ndarray:
-        return (await self._embed([text], "RETRIEVAL_QUERY"))[0]
+    async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return await self._embed_all(texts, "RETRIEVAL_DOCUMENT")
+
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return await self._embed_all(texts, "RETRIEVAL_QUERY")
 
     def passages(self, head: str, body: str) -> list[str]:
         return [f"{head}\n\n{body}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import asyncpg
@@ -13,6 +14,7 @@ import numpy as np
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
 from lectern_retrieval import store
+from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.vectors import VectorStore
 
@@ -28,6 +30,10 @@ def rrf(legs: list[tuple[list[tuple[str, float]], float]], *, k: int) -> list[tu
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+# Vector searches sent to Qdrant in one call at most (each asks for a few hundred points).
+NEAREST_BATCH = 32
+
+
 @dataclass
 class Searcher:
     pool: asyncpg.Pool
@@ -36,9 +42,15 @@ class Searcher:
     rrf_k: int
     candidates: int
 
+    def __post_init__(self) -> None:
+        self._embed = Batcher(self.embedder.embed_queries, max_batch=self.embedder.query_batch,
+                              max_in_flight=self.embedder.query_concurrency)
+        self._nearest = Batcher(partial(self.vectors.nearest, limit=self.candidates),
+                                max_batch=NEAREST_BATCH, max_in_flight=self.vectors.concurrency)
+
     async def _query_vector(self, query: str) -> np.ndarray:
         try:
-            return await self.embedder.embed_query(query)
+            return await self._embed(query)
         except LLMError as exc:
             raise ApiError(503, "embeddings_unavailable",
                            "the embedding model is unavailable, try again shortly") from exc
@@ -46,7 +58,7 @@ class Searcher:
     async def _dense(self, query: str, chapter_id: str | None) -> list[tuple[str, float]]:
         vector = await self._query_vector(query)
         if chapter_id is None:
-            return await self.vectors.nearest(vector, self.candidates)
+            return await self._nearest(vector)
         chunks = await store.chapter_passages(self.pool, chapter_id)
         return (await self.vectors.score_chunks(vector, chunks))[:self.candidates]
 

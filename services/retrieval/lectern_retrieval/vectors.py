@@ -54,6 +54,7 @@ class VectorStore:
         else:
             self.client = QdrantClient(path=settings.qdrant_path)
             workers = 1
+        self.concurrency = workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qdrant")
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -103,13 +104,17 @@ class VectorStore:
                             points_selector=models.PointIdsList(
                                 points=ids[start:start + UPSERT_BATCH]), wait=True)
 
-    async def nearest(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        """The `limit` chunks with the best passages: (chunk id, cosine score)."""
-        result = await self._run(self.client.query_points, self.collection,
-                                 query=vector.tolist(), limit=limit * PASSAGE_FANOUT,
-                                 with_payload=["chunk_id"])
-        return best_per_chunk([(p.payload["chunk_id"], float(p.score)) for p in result.points
-                               if p.payload and "chunk_id" in p.payload], limit)
+    async def nearest(self, vectors: list[np.ndarray], limit: int
+                      ) -> list[list[tuple[str, float]]]:
+        """For each query vector, the `limit` chunks with the best passages: (chunk id, cosine
+        score). One call for all of them (searches running together batch their vectors)."""
+        requests = [models.QueryRequest(query=v.tolist(), limit=limit * PASSAGE_FANOUT,
+                                        with_payload=["chunk_id"]) for v in vectors]
+        results = await self._run(self.client.query_batch_points, self.collection,
+                                  requests=requests)
+        return [best_per_chunk([(p.payload["chunk_id"], float(p.score)) for p in r.points
+                                if p.payload and "chunk_id" in p.payload], limit)
+                for r in results]
 
     async def score_chunks(self, vector: np.ndarray, chunks: dict[str, int]
                            ) -> list[tuple[str, float]]:
