@@ -18,6 +18,8 @@ FIRST_TOKEN_TIMEOUT_S = 3.0
 BETWEEN_TOKENS_TIMEOUT_S = 2.0
 DETACH_GRACE_S = 2.0
 OPEN_STREAMS = 3
+STREAM_MAX_S = 15  # no answer may run longer (tests/chat/test_lifetime.py)
+SWEEP_INTERVAL_S = 0.5
 
 CHAT_ENV = {
     # Queries are embedded locally, so failures queued on the fake reach the model call.
@@ -31,6 +33,8 @@ CHAT_ENV = {
     "CHAT_DETACH_GRACE_S": str(DETACH_GRACE_S),
     "CHAT_LLM_BACKOFF_BASE_S": "0.05",
     "CHAT_MAX_OPEN_STREAMS": str(OPEN_STREAMS),
+    "CHAT_STREAM_MAX_S": str(STREAM_MAX_S),
+    "CHAT_SWEEP_INTERVAL_S": str(SWEEP_INTERVAL_S),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -61,10 +62,12 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             orchestrator = Orchestrator(settings=settings, stores=stores, redis=redis,
                                         events=events, retrieval=retrieval, profile=profile,
                                         gemini=gemini)
+            sweeper = asyncio.create_task(orchestrator.sweep_forever())
             try:
                 yield {"chat": ChatState(settings, stores, retrieval, profile, gemini, events,
                                          orchestrator)}
             finally:
+                sweeper.cancel()
                 await orchestrator.aclose()
                 await redis.aclose()
                 if gemini is not None:

@@ -165,16 +165,24 @@ class Orchestrator:
         outcome = Outcome(model=self.model_name)
         watchdog = asyncio.create_task(self._stop_when_abandoned(asyncio.current_task(), job))
         structlog.contextvars.bind_contextvars(message_id=str(message_id))
+        # However slowly the model goes, an answer ends by stream_max_s: the sweeper relies on it.
+        limit = asyncio.timeout(self.settings.stream_max_s)
         try:
-            await self._answer(job, out, outcome)
+            async with limit:
+                await self._answer(job, out, outcome)
         except asyncio.CancelledError:
             outcome.fail("interrupted", "the answer stopped because the reader left",
                          retryable=True, status="interrupted")
             await self._finish(job, out, outcome)
             raise
         except Exception as exc:  # a bug must still end the stream and the stored answer
-            log.exception("chat.answer_crashed", error_type=type(exc).__name__)
-            outcome.fail("internal_error", "the answer failed", retryable=True)
+            if isinstance(exc, TimeoutError) and limit.expired():
+                log.warning("chat.answer_too_long", limit_s=self.settings.stream_max_s)
+                outcome.fail("answer_too_long", "the answer ran past its time limit",
+                             retryable=False)
+            else:
+                log.exception("chat.answer_crashed", error_type=type(exc).__name__)
+                outcome.fail("internal_error", "the answer failed", retryable=True)
             await self._finish(job, out, outcome)
         else:
             await self._finish(job, out, outcome)
@@ -362,6 +370,20 @@ class Orchestrator:
                 done["note"] = outcome.note
             return "done", done
         return "error", outcome.error or {}
+
+    async def sweep_forever(self) -> None:
+        """Mark answers whose worker died mid-stream (still `streaming` well past the longest
+        an answer may run) as failed, now and every `sweep_interval_s`, in every worker: the
+        update is idempotent and touches only such rows."""
+        older_than_s = self.settings.stream_max_s + 30
+        while True:
+            try:
+                swept = await store.sweep_dead_answers(self.stores.pool, older_than_s)
+                if swept:
+                    log.warning("chat.dead_answers_swept", count=swept)
+            except Exception as exc:  # the database may be away for a while; try again later
+                log.warning("chat.sweep_failed", error_type=type(exc).__name__)
+            await asyncio.sleep(self.settings.sweep_interval_s)
 
     # ---- open streams per owner -----------------------------------------------------------
     def _slot_key(self, owner: Owner) -> str:

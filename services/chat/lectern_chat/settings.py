@@ -42,8 +42,11 @@ class ChatSettings(ServiceSettings):
     detach_grace_s: float = 5.0
     # A resumed stream gives up when the log stays silent this long (the producer died).
     resume_idle_s: float = 60.0
-    # An answer still marked streaming after this long is treated as dead (worker crash).
-    stream_max_s: int = 600
+    # No answer runs longer than this (it ends with `error answer_too_long`); one still marked
+    # streaming after it is dead (its worker stopped) and is marked failed by the sweeper,
+    # which each worker runs every `sweep_interval_s`.
+    stream_max_s: int = Field(600, ge=10)
+    sweep_interval_s: float = Field(60.0, gt=0.0)
     max_open_streams: int = 3
     # The event log's own Redis pool: callers wait for a free connection (up to the socket
     # timeout) instead of failing when many answers stream at once.

@@ -114,6 +114,19 @@ async def finish_message(pool: asyncpg.Pool, message_id: UUID, *, content: str, 
         usage, model)
 
 
+async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
+    """Mark answers still `streaming` after `older_than_s` as failed (`stream_lost`): no answer
+    runs that long (the orchestrator stops it), so their worker died before storing them."""
+    result = await pool.execute(
+        "UPDATE messages SET status = 'failed', finish_reason = 'stream_lost',"
+        " error = $2, completed_at = now()"
+        " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
+        float(older_than_s),
+        {"code": "stream_lost", "message": "the answer stopped when its server did",
+         "retryable": True})
+    return int(result.split()[-1])
+
+
 async def list_conversations(pool: asyncpg.Pool, owner: str,
                              limit: int) -> list[asyncpg.Record]:
     return await pool.fetch(
