@@ -59,8 +59,8 @@ async def service() -> AsyncIterator[tuple[Service, str]]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield svc, f"http://127.0.0.1:{port}"
+    host, port = runner.addresses[0][:2]
+    yield svc, f"http://{host}:{port}"
     await runner.cleanup()
 
 
