@@ -59,7 +59,3 @@ class Batcher(Generic[T, R]):
             self._in_flight -= 1
             if self._waiting and self._in_flight < self.max_in_flight:
                 self._start()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
