@@ -39,6 +39,16 @@ class Service:
         await asyncio.sleep(2)
         return web.json_response({})
 
+    async def cut_off(self, request: web.Request) -> web.StreamResponse:
+        self.count(f"cut_off-{request.method}")
+        response = web.StreamResponse(headers={"content-length": "1000",
+                                               "content-type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"results": [')  # a tenth of the promised body, then gone
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
     async def hang_up(self, request: web.Request) -> web.Response:
         self.count(f"hang_up-{request.method}")
         assert request.transport is not None
@@ -55,6 +65,7 @@ async def service() -> AsyncIterator[tuple[Service, str]]:
     app.router.add_route("*", "/busy", svc.busy)
     app.router.add_get("/slow", svc.slow)
     app.router.add_route("*", "/hang-up", svc.hang_up)
+    app.router.add_post("/cut-off", svc.cut_off)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -134,3 +145,11 @@ async def test_a_connection_closed_without_reply_repeats_only_what_may_be_repeat
     # At least one retry of ours (aiohttp itself also resends an idempotent request once when
     # a reused kept-alive connection turns out closed).
     assert svc.calls["hang_up-GET"] >= 2
+
+
+async def test_a_reply_cut_off_half_way_is_reported_not_parsed(service, client_for):
+    svc, url = service
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client_for(url).post("/cut-off", json={})
+    assert caught.value.reason == "ClientPayloadError"
+    assert svc.calls["cut_off-POST"] == 1  # the request arrived: a POST is not sent again
