@@ -126,37 +126,58 @@ def summarize(results: list[Stream], ttft_ms: float, **label: object) -> dict:
             errors[r.error] = errors.get(r.error, 0) + 1
     ok = [r for r in results if r.error is None]
     served = [r.server for r in ok if r.server]
-    return {**label, "answers": len(results), "ok": len(ok), "errors": errors,
-            "client": {
-                "sources_ms": percentiles([r.sources_ms for r in ok if r.sources_ms]),
-                "overhead_before_first_token_ms": percentiles(
-                    [r.first_token_ms - ttft_ms for r in ok if r.first_token_ms]),
-                "total_ms": percentiles([r.total_ms for r in ok if r.total_ms])},
-            # Measured inside the chat service, from the request's arrival: how much of the
-            # overhead is retrieval, and how much the rest of the service.
-            "server": {
-                "retrieval_ms": percentiles([t["retrieval"] for t in served]),
-                "overhead_before_first_token_ms": percentiles(
-                    [t["first_token"] - ttft_ms for t in served]),
-                "overhead_without_retrieval_ms": percentiles(
-                    [t["first_token"] - ttft_ms - t["retrieval"] for t in served])}}
+    return {
+        **label,
+        "answers": len(results),
+        "ok": len(ok),
+        "errors": errors,
+        "client": {
+            "sources_ms": percentiles([r.sources_ms for r in ok if r.sources_ms]),
+            "overhead_before_first_token_ms": percentiles(
+                [r.first_token_ms - ttft_ms for r in ok if r.first_token_ms]
+            ),
+            "total_ms": percentiles([r.total_ms for r in ok if r.total_ms]),
+        },
+        # Measured inside the chat service, from the request's arrival: how much of the
+        # overhead is retrieval, and how much the rest of the service.
+        "server": {
+            "retrieval_ms": percentiles([t["retrieval"] for t in served]),
+            "overhead_before_first_token_ms": percentiles(
+                [t["first_token"] - ttft_ms for t in served]
+            ),
+            "overhead_without_retrieval_ms": percentiles(
+                [t["first_token"] - ttft_ms - t["retrieval"] for t in served]
+            ),
+        },
+    }
 
 
 def client_for(url: str, streams: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=60),
-                                 connector=aiohttp.TCPConnector(limit=streams + 10))
+    return aiohttp.ClientSession(
+        base_url=url,
+        timeout=aiohttp.ClientTimeout(total=60),
+        connector=aiohttp.TCPConnector(limit=streams + 10),
+    )
 
 
 async def level(url: str, streams: int, ttft_ms: float) -> dict:
     """A burst: N streams opened at the same instant."""
     async with client_for(url, streams) as client:
-        results = await asyncio.gather(*(one_stream(client, QUESTIONS[i % len(QUESTIONS)])
-                                         for i in range(streams)))
+        results = await asyncio.gather(
+            *(one_stream(client, QUESTIONS[i % len(QUESTIONS)]) for i in range(streams))
+        )
     return summarize(list(results), ttft_ms, mode="burst", streams=streams)
 
 
-async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float,
-                    think_s: float = 0.0, warmup_s: float = 3.0) -> dict:
+async def sustained(
+    url: str,
+    readers: int,
+    ttft_ms: float,
+    *,
+    duration_s: float,
+    think_s: float = 0.0,
+    warmup_s: float = 3.0,
+) -> dict:
     """N readers each ask again `think_s` after their last answer is done (0: at once, so N
     streams are open at all times); answers started in the warm-up are not counted."""
     results: list[Stream] = []
@@ -180,13 +201,24 @@ async def sustained(url: str, readers: int, ttft_ms: float, *, duration_s: float
 
     async with client_for(url, readers) as client:
         await asyncio.gather(*(reader(client, i) for i in range(readers)))
-    return {**summarize(results, ttft_ms, mode="sustained", streams=readers,
-                        duration_s=duration_s), "answers_with_warmup": answered}
+    return {
+        **summarize(results, ttft_ms, mode="sustained", streams=readers, duration_s=duration_s),
+        "answers_with_warmup": answered,
+    }
 
 
-async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
-                  mode: str, duration_s: float, think_s: float, cpu: CpuProbe,
-                  cold: bool) -> list[dict]:
+async def measure(
+    url: str,
+    levels: list[int],
+    rounds: int,
+    ttft_ms: float,
+    *,
+    mode: str,
+    duration_s: float,
+    think_s: float,
+    cpu: CpuProbe,
+    cold: bool,
+) -> list[dict]:
     async with client_for(url, 1) as client:
         for question in QUESTIONS:  # warm connections, pools, model client and caches
             await one_stream(client, question)
@@ -197,8 +229,9 @@ async def measure(url: str, levels: list[int], rounds: int, ttft_ms: float, *,
         for _ in range(rounds):
             before = cpu.snapshot()
             if mode == "sustained":
-                result = await sustained(url, streams, ttft_ms, duration_s=duration_s,
-                                         think_s=think_s)
+                result = await sustained(
+                    url, streams, ttft_ms, duration_s=duration_s, think_s=think_s
+                )
             else:
                 result = await level(url, streams, ttft_ms)
             await asyncio.sleep(1.0)  # let the answers settle (and their storage finish)
@@ -217,13 +250,24 @@ def long_reply(words: int) -> str:
 
 def start_stack(args: argparse.Namespace) -> Stack:
     folder = Path(tempfile.mkdtemp(prefix="lectern-chat-bench-"))
-    env = {"RATE_STREAM_PER_MIN": "1000000", "RATE_STREAM_BURST": "100000",
-           "RATE_API_PER_S": "100000", "RATE_API_BURST": "100000",
-           "CHAT_MAX_OPEN_STREAMS": "1000", "DATABASE_POOL_MAX": str(args.db_pool),
-           "CHAT_WEB_CONCURRENCY": str(args.chat_workers)}
-    config = StackConfig(data_dir=folder, ports=Ports.random(), fake_gemini=True,
-                         redis_prefix="lectern-chat-bench:", extra_env=env,
-                         services=("retrieval", "profile", "chat"), with_auth=False)
+    env = {
+        "RATE_STREAM_PER_MIN": "1000000",
+        "RATE_STREAM_BURST": "100000",
+        "RATE_API_PER_S": "100000",
+        "RATE_API_BURST": "100000",
+        "CHAT_MAX_OPEN_STREAMS": "1000",
+        "DATABASE_POOL_MAX": str(args.db_pool),
+        "CHAT_WEB_CONCURRENCY": str(args.chat_workers),
+    }
+    config = StackConfig(
+        data_dir=folder,
+        ports=Ports.random(),
+        fake_gemini=True,
+        redis_prefix="lectern-chat-bench:",
+        extra_env=env,
+        services=("retrieval", "profile", "chat"),
+        with_auth=False,
+    )
     return Stack(config).start()
 
 
@@ -247,17 +291,32 @@ def main() -> int:
     # client spend far more time parsing chunks than it does in production.
     parser.add_argument("--words-per-chunk", type=int, default=8)
     parser.add_argument("--db-pool", type=int, default=20)
-    parser.add_argument("--mode", choices=["burst", "sustained"], default="burst",
-                        help="burst: N streams opened at once; sustained: N readers each keep "
-                             "a stream open for --duration seconds")
+    parser.add_argument(
+        "--mode",
+        choices=["burst", "sustained"],
+        default="burst",
+        help="burst: N streams opened at once; sustained: N readers each keep "
+        "a stream open for --duration seconds",
+    )
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--think-s", type=float, default=0.0,
-                        help="sustained: mean pause of a reader between answers (0: none)")
-    parser.add_argument("--reply-words", type=int, default=0,
-                        help="length of the fake's answers (0: its short default)")
+    parser.add_argument(
+        "--think-s",
+        type=float,
+        default=0.0,
+        help="sustained: mean pause of a reader between answers (0: none)",
+    )
+    parser.add_argument(
+        "--reply-words",
+        type=int,
+        default=0,
+        help="length of the fake's answers (0: its short default)",
+    )
     parser.add_argument("--chat-workers", type=int, default=1)
-    parser.add_argument("--cold", action="store_true",
-                        help="burst: no unmeasured burst first (pools start nearly empty)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="burst: no unmeasured burst first (pools start nearly empty)",
+    )
     args = parser.parse_args()
 
     stack = start_stack(args)
@@ -265,24 +324,42 @@ def main() -> int:
         wait_for_routes(stack.gateway_url)
         ingest_book(stack)
         fake = stack.config.url("fake_gemini")
-        behaviour = {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
-                     "words_per_chunk": args.words_per_chunk}
+        behaviour = {
+            "ttft_ms": args.ttft_ms,
+            "token_interval_ms": args.token_interval_ms,
+            "words_per_chunk": args.words_per_chunk,
+        }
         if args.reply_words:
             behaviour["default_reply"] = long_reply(args.reply_words)
         httpx.post(f"{fake}/_fake/config", json=behaviour).raise_for_status()
         probe = CpuProbe({name: process.popen.pid for name, process in stack.processes.items()})
-        results = asyncio.run(measure(stack.gateway_url, args.streams, args.rounds,
-                                      args.ttft_ms, mode=args.mode,
-                                      duration_s=args.duration, think_s=args.think_s,
-                                      cpu=probe, cold=args.cold))
+        results = asyncio.run(
+            measure(
+                stack.gateway_url,
+                args.streams,
+                args.rounds,
+                args.ttft_ms,
+                mode=args.mode,
+                duration_s=args.duration,
+                think_s=args.think_s,
+                cpu=probe,
+                cold=args.cold,
+            )
+        )
     finally:
         stack.stop()
-    report = {"machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
-              "fake": {"ttft_ms": args.ttft_ms, "token_interval_ms": args.token_interval_ms,
-                       "words_per_chunk": args.words_per_chunk,
-                       "reply_words": args.reply_words or "default"},
-              "chat_workers": args.chat_workers, "cold": args.cold,
-              "levels": results}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 1)},
+        "fake": {
+            "ttft_ms": args.ttft_ms,
+            "token_interval_ms": args.token_interval_ms,
+            "words_per_chunk": args.words_per_chunk,
+            "reply_words": args.reply_words or "default",
+        },
+        "chat_workers": args.chat_workers,
+        "cold": args.cold,
+        "levels": results,
+    }
     print(json.dumps(report, indent=2))
     return 0
 

@@ -36,9 +36,23 @@ from starlette.routing import Route
 from lectern_common.gemini import Gemini, GeminiConfig
 from lectern_dev.stack import free_port
 
-REPLY = json.dumps({"results": [
-    {"chunk_id": f"c{i}", "text": "word " * 150, "score": 0.5, "title": "t", "section": "s",
-     "url": "/u", "source_path": "p", "chapter_id": "ch"} for i in range(5)]}).encode()
+REPLY = json.dumps(
+    {
+        "results": [
+            {
+                "chunk_id": f"c{i}",
+                "text": "word " * 150,
+                "score": 0.5,
+                "title": "t",
+                "section": "s",
+                "url": "/u",
+                "source_path": "p",
+                "chapter_id": "ch",
+            }
+            for i in range(5)
+        ]
+    }
+).encode()
 QUERY = {"query": "what is a topic in ros 2 and how do nodes use it", "top_k": 5}
 
 
@@ -48,12 +62,14 @@ async def _search(request: Request) -> Response:
 
 
 def _serve(port: int) -> None:
-    uvicorn.run(Starlette(routes=[Route("/s", _search, methods=["POST"])]), port=port,
-                log_level="warning")
+    uvicorn.run(
+        Starlette(routes=[Route("/s", _search, methods=["POST"])]), port=port, log_level="warning"
+    )
 
 
-async def cpu_per_call(call: Callable[[], Awaitable[object]], calls: int,
-                       concurrency: int = 10) -> float:
+async def cpu_per_call(
+    call: Callable[[], Awaitable[object]], calls: int, concurrency: int = 10
+) -> float:
     """Milliseconds of this process's CPU per call (after a warm-up of 50 calls)."""
     gate = asyncio.Semaphore(concurrency)
 
@@ -69,13 +85,17 @@ async def cpu_per_call(call: Callable[[], Awaitable[object]], calls: int,
 
 async def internal(url: str, calls: int) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=url) as client:
+
         async def with_httpx() -> object:
             return (await client.post("/s", json=QUERY)).json()
+
         httpx_ms = await cpu_per_call(with_httpx, calls)
     async with aiohttp.ClientSession() as session:
+
         async def with_aiohttp() -> object:
             async with session.post(f"{url}/s", json=QUERY) as response:
                 return orjson.loads(await response.read())
+
         aiohttp_ms = await cpu_per_call(with_aiohttp, calls)
     return {"httpx": round(httpx_ms, 3), "aiohttp": round(aiohttp_ms, 3)}
 
@@ -85,11 +105,14 @@ async def genai(url: str, answers: int) -> dict[str, float]:
     ours = Gemini(config)  # pinned to httpx2
     on_aiohttp = Gemini(config)
     on_aiohttp.client = on_aiohttp.client.__class__(  # google-genai's default when installed
-        api_key="bench", http_options=types.HttpOptions(base_url=url))
+        api_key="bench", http_options=types.HttpOptions(base_url=url)
+    )
     out = {}
     for name, gemini in (("httpx2", ours), ("aiohttp", on_aiohttp)):
+
         async def answer(gemini: Gemini = gemini) -> object:
             return [text async for text in gemini.stream("What is a topic?")]
+
         out[name] = round(await cpu_per_call(answer, answers), 3)
         await gemini.aclose()
     return out
@@ -106,9 +129,11 @@ def main() -> int:
         server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)
         server.start()
     else:
-        server = subprocess.Popen([sys.executable, "-m", "lectern_dev.fake_gemini", "--port",
-                                   str(port)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "lectern_dev.fake_gemini", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -121,11 +146,18 @@ def main() -> int:
                     raise
                 time.sleep(0.1)
         if args.what == "genai":
-            reply = ("A node publishes sensor data on a topic and the controller subscribes to "
-                     "it [1]. ") * 14
-            httpx.post(f"{url}/_fake/config", json={
-                "ttft_ms": 0, "token_interval_ms": 0, "words_per_chunk": 8,
-                "default_reply": reply.strip()}).raise_for_status()
+            reply = (
+                "A node publishes sensor data on a topic and the controller subscribes to it [1]. "
+            ) * 14
+            httpx.post(
+                f"{url}/_fake/config",
+                json={
+                    "ttft_ms": 0,
+                    "token_interval_ms": 0,
+                    "words_per_chunk": 8,
+                    "default_reply": reply.strip(),
+                },
+            ).raise_for_status()
         rounds = []
         for _ in range(args.rounds):
             if args.what == "internal":

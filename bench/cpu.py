@@ -19,10 +19,11 @@ def _processes() -> list[tuple[int, int, str, float]]:
             raw = (entry / "stat").read_text()
         except OSError:  # gone meanwhile
             continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
-        out.append((int(entry.name), int(fields[2]), comm,
-                    (int(fields[11]) + int(fields[12])) * TICK_MS))
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out.append(
+            (int(entry.name), int(fields[2]), comm, (int(fields[11]) + int(fields[12])) * TICK_MS)
+        )
     return out
 
 
@@ -48,8 +49,7 @@ class CpuProbe:
         return totals
 
     @staticmethod
-    def per_unit(before: dict[str, float], after: dict[str, float], units: int
-                 ) -> dict[str, float]:
+    def per_unit(before: dict[str, float], after: dict[str, float], units: int) -> dict[str, float]:
         """CPU ms per unit (request, answer) of each part between two snapshots."""
         out = {name: round((after[name] - before[name]) / max(units, 1), 3) for name in after}
         out["total"] = round(sum(out.values()), 2)

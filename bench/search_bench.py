@@ -31,10 +31,13 @@ SHARED = REPO_ROOT.parent / "shared"
 
 def ingest(url: str, token: str, source: str) -> dict:
     files = source_files(SHARED / "corpus" / source)
-    response = httpx.post(f"{url}/api/admin/ingest", data={"source": source},
-                          files=[("files", (p, d, "application/octet-stream")) for p, d in files],
-                          headers={"authorization": f"Bearer {token}"},
-                          timeout=httpx.Timeout(7200.0, connect=10.0))
+    response = httpx.post(
+        f"{url}/api/admin/ingest",
+        data={"source": source},
+        files=[("files", (p, d, "application/octet-stream")) for p, d in files],
+        headers={"authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(7200.0, connect=10.0),
+    )
     response.raise_for_status()
     return response.json()
 
@@ -62,10 +65,14 @@ def measure(url: str, rounds: int, top_k: int) -> dict:
                 response = client.post("/api/search", json={"query": q, "top_k": top_k})
                 latencies.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
-    return {"queries": len(latencies), "top_k": top_k,
-            "p50_ms": round(percentile(latencies, 50), 1),
-            "p95_ms": round(percentile(latencies, 95), 1),
-            "p99_ms": round(percentile(latencies, 99), 1), "max_ms": round(max(latencies), 1)}
+    return {
+        "queries": len(latencies),
+        "top_k": top_k,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1),
+    }
 
 
 def chapter_count(url: str) -> int:
@@ -78,9 +85,14 @@ def run(args: argparse.Namespace) -> dict:
         url, token, stack = args.url.rstrip("/"), os.environ.get("ADMIN_TOKEN", ""), None
     else:
         folder = Path(tempfile.mkdtemp(prefix="lectern-bench-"))
-        stack = Stack(StackConfig(data_dir=folder, ports=Ports.random(),
-                                  services=("retrieval", "profile"),
-                                  extra_env={"EMBEDDINGS_PROVIDER": "local"})).start()
+        stack = Stack(
+            StackConfig(
+                data_dir=folder,
+                ports=Ports.random(),
+                services=("retrieval", "profile"),
+                extra_env={"EMBEDDINGS_PROVIDER": "local"},
+            )
+        ).start()
         url, token = stack.gateway_url, stack.secrets["ADMIN_TOKEN"]
     try:
         if not args.skip_ingest:
@@ -90,11 +102,12 @@ def run(args: argparse.Namespace) -> dict:
             again_s = sum(v["seconds"] for v in again.values())
             result["ingest"] = {
                 "chunks": sum(v["chunks"] for v in first.values()),
-                "first_s": round(first_s, 2), "first_embeddings":
-                    sum(v["embeddings_computed"] for v in first.values()),
-                "unchanged_s": round(again_s, 3), "unchanged_embeddings":
-                    sum(v["embeddings_computed"] for v in again.values()),
-                "speedup": round(first_s / max(again_s, 1e-6), 1)}
+                "first_s": round(first_s, 2),
+                "first_embeddings": sum(v["embeddings_computed"] for v in first.values()),
+                "unchanged_s": round(again_s, 3),
+                "unchanged_embeddings": sum(v["embeddings_computed"] for v in again.values()),
+                "speedup": round(first_s / max(again_s, 1e-6), 1),
+            }
         result["chapters"] = chapter_count(url)
         result["search"] = measure(url, args.rounds, args.top_k)
         result["machine"]["load_1m_after"] = os.getloadavg()[0]

@@ -30,8 +30,12 @@ def first_chapter_file() -> Path:
 
 def start_stack(data_dir: Path) -> Stack:
     # The gateway's per-client rate limit would turn a tight loop from one address into 429s.
-    config = StackConfig(data_dir=data_dir, ports=Ports.random(), fake_gemini=True,
-                         extra_env={"RATE_API_PER_S": "100000", "RATE_API_BURST": "100000"})
+    config = StackConfig(
+        data_dir=data_dir,
+        ports=Ports.random(),
+        fake_gemini=True,
+        extra_env={"RATE_API_PER_S": "100000", "RATE_API_BURST": "100000"},
+    )
     return Stack(config).start()
 
 
@@ -39,24 +43,29 @@ def ingest_one(stack: Stack) -> str:
     path = first_chapter_file()
     name = path.relative_to(BOOK_DIR).as_posix()
     response = httpx.post(
-        f"{stack.gateway_url}/api/admin/ingest", timeout=300,
+        f"{stack.gateway_url}/api/admin/ingest",
+        timeout=300,
         headers={"authorization": f"Bearer {stack.secrets['ADMIN_TOKEN']}"},
-        data={"source": SOURCE}, files=[("files", (name, path.read_bytes(), "text/markdown"))])
+        data={"source": SOURCE},
+        files=[("files", (name, path.read_bytes(), "text/markdown"))],
+    )
     response.raise_for_status()
     chapters = httpx.get(f"{stack.gateway_url}/api/chapters").json()["chapters"]
     return next(c["id"] for c in chapters if c["id"].startswith(f"{SOURCE}--"))
 
 
-async def measure(base_url: str, path: str, *, requests: int, concurrency: int,
-                  headers: dict[str, str]) -> dict:
+async def measure(
+    base_url: str, path: str, *, requests: int, concurrency: int, headers: dict[str, str]
+) -> dict:
     latencies: list[float] = []
     failures = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits,
-                                 timeout=10.0) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, limits=limits, timeout=10.0
+    ) as client:
         for _ in range(min(50, requests)):  # warm connections and caches
             await client.get(path)
 
@@ -74,10 +83,17 @@ async def measure(base_url: str, path: str, *, requests: int, concurrency: int,
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - wall
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"requests": requests, "concurrency": concurrency, "failures": failures,
-            "p50_ms": round(cuts[49], 2), "p95_ms": round(cuts[94], 2),
-            "p99_ms": round(cuts[98], 2), "mean_ms": round(statistics.fmean(latencies), 2),
-            "max_ms": round(max(latencies), 2), "rps": round(requests / wall, 1)}
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "failures": failures,
+        "p50_ms": round(cuts[49], 2),
+        "p95_ms": round(cuts[94], 2),
+        "p99_ms": round(cuts[98], 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "max_ms": round(max(latencies), 2),
+        "rps": round(requests / wall, 1),
+    }
 
 
 def main() -> int:
@@ -95,28 +111,46 @@ def main() -> int:
         stack = start_stack(Path(tmp))
         try:
             chapter_id = ingest_one(stack)
-            direct = (stack.config.url("summary"),
-                      {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]})
+            direct = (
+                stack.config.url("summary"),
+                {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]},
+            )
             return report(args, stack.gateway_url, chapter_id, direct=direct)
         finally:
             stack.stop()
 
 
-def report(args: argparse.Namespace, gateway: str, chapter_id: str,
-           direct: tuple[str, dict[str, str]] | None) -> int:
+def report(
+    args: argparse.Namespace,
+    gateway: str,
+    chapter_id: str,
+    direct: tuple[str, dict[str, str]] | None,
+) -> int:
     path = f"/api/summary/chapters/{chapter_id}"
     first = httpx.get(f"{gateway}{path}", timeout=60.0)
     first.raise_for_status()  # generates (one model call) and stores the summary
-    results = {"chapter_id": chapter_id, "gateway": asyncio.run(measure(
-        gateway, path, requests=args.requests, concurrency=args.concurrency, headers={}))}
+    results = {
+        "chapter_id": chapter_id,
+        "gateway": asyncio.run(
+            measure(gateway, path, requests=args.requests, concurrency=args.concurrency, headers={})
+        ),
+    }
     if direct is not None:
-        results["direct"] = asyncio.run(measure(
-            direct[0], path, requests=args.requests, concurrency=args.concurrency,
-            headers=direct[1]))
+        results["direct"] = asyncio.run(
+            measure(
+                direct[0],
+                path,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                headers=direct[1],
+            )
+        )
     print(json.dumps(results, indent=2))
     ok = results["gateway"]["failures"] == 0
-    print(f"p95 through the gateway: {results['gateway']['p95_ms']} ms (target < 20 ms)",
-          file=sys.stderr)
+    print(
+        f"p95 through the gateway: {results['gateway']['p95_ms']} ms (target < 20 ms)",
+        file=sys.stderr,
+    )
     return 0 if ok else 1
 
 

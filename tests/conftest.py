@@ -70,15 +70,22 @@ def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., S
     def make(name: str, **overrides) -> Stack:
         # Every test signs readers up from 127.0.0.1: a production-sized per-address limit on
         # /api/auth would only make the suite wait. test_gateway_limits.py checks the limits.
-        overrides["extra_env"] = {"RATE_AUTH_PER_MIN": "6000", "RATE_AUTH_BURST": "1000",
-                                  **overrides.get("extra_env", {})}
+        overrides["extra_env"] = {
+            "RATE_AUTH_PER_MIN": "6000",
+            "RATE_AUTH_BURST": "1000",
+            **overrides.get("extra_env", {}),
+        }
         database = asyncio.run(create_database(admin)) if admin else None
         if database:
             databases.append(database)
-        config = StackConfig(data_dir=session_dir / name, ports=Ports.random(),
-                             database_url=database,
-                             redis_url=os.environ.get("REDIS_URL") or None,
-                             redis_prefix=f"{redis_prefix}{name}:", **overrides)
+        config = StackConfig(
+            data_dir=session_dir / name,
+            ports=Ports.random(),
+            database_url=database,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            redis_prefix=f"{redis_prefix}{name}:",
+            **overrides,
+        )
         stack = Stack(config).start()
         stacks.append(stack)
         return stack
@@ -108,4 +115,3 @@ def fake_gemini(stack: Stack) -> Iterator[httpx.Client]:
     """Control the fake Gemini (POST /_fake/config, GET /_fake/requests); reset around each test."""
     with fake_gemini_client(stack) as client:
         yield client
-

@@ -30,8 +30,13 @@ def test_gateway_admin_ping_and_metrics(stack: Stack):
 
 
 def test_internal_paths_are_not_routed(gateway: httpx.Client):
-    for path in ("/internal/auth/verify", "/internal/search", "/internal/chapters/x",
-                 "/api/chat/../internal/search", "/internal/profiles/u1"):
+    for path in (
+        "/internal/auth/verify",
+        "/internal/search",
+        "/internal/chapters/x",
+        "/api/chat/../internal/search",
+        "/internal/profiles/u1",
+    ):
         response = gateway.get(path)
         assert response.status_code == 404, path
 
@@ -64,14 +69,16 @@ def test_direct_call_without_internal_token_is_refused(stack: Stack):
 def test_service_metrics_count_requests(stack: Stack, gateway: httpx.Client):
     gateway.get("/api/chat/no-such-route")
     text = httpx.get(f"{stack.config.url('chat')}/metrics").text
-    sample = ('lectern_http_requests_total{method="GET",route="unmatched",service="chat",'
-              'status="404"}')
+    sample = (
+        'lectern_http_requests_total{method="GET",route="unmatched",service="chat",status="404"}'
+    )
     assert sample in text
 
 
 def test_bad_json_body_gets_error_envelope(gateway: httpx.Client):
-    response = gateway.post("/api/search", content=b'{"query": "nodes", ',
-                            headers={"content-type": "application/json"})
+    response = gateway.post(
+        "/api/search", content=b'{"query": "nodes", ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
     assert "Traceback" not in response.text

@@ -14,9 +14,16 @@ from tests.support.readers import new_reader
 
 @pytest.fixture(scope="module")
 def limited(make_stack: Callable[..., Stack]) -> Stack:
-    return make_stack("limits", services=("profile",), extra_env={
-        "RATE_API_PER_S": "1", "RATE_API_BURST": "5",
-        "RATE_AUTH_PER_MIN": "30", "RATE_AUTH_BURST": "8"})
+    return make_stack(
+        "limits",
+        services=("profile",),
+        extra_env={
+            "RATE_API_PER_S": "1",
+            "RATE_API_BURST": "5",
+            "RATE_AUTH_PER_MIN": "30",
+            "RATE_AUTH_BURST": "8",
+        },
+    )
 
 
 def statuses(client: httpx.Client, path: str, n: int, **kwargs) -> list[httpx.Response]:

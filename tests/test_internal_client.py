@@ -41,8 +41,9 @@ class Service:
 
     async def cut_off(self, request: web.Request) -> web.StreamResponse:
         self.count(f"cut_off-{request.method}")
-        response = web.StreamResponse(headers={"content-length": "1000",
-                                               "content-type": "application/json"})
+        response = web.StreamResponse(
+            headers={"content-length": "1000", "content-type": "application/json"}
+        )
         await response.prepare(request)
         await response.write(b'{"results": [')  # a tenth of the promised body, then gone
         assert request.transport is not None
@@ -134,7 +135,8 @@ async def test_a_reply_that_never_comes_ends_at_the_timeout(service, client_for)
 
 
 async def test_a_connection_closed_without_reply_repeats_only_what_may_be_repeated(
-        service, client_for):
+    service, client_for
+):
     svc, url = service
     client = client_for(url, retries=1)
     with pytest.raises(ServiceUnavailable):

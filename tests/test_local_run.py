@@ -37,9 +37,21 @@ class LocalRun:
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lectern_dev.cli", "run", "--random-ports",
-             "--data-dir", str(data_dir)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "lectern_dev.cli",
+                "run",
+                "--random-ports",
+                "--data-dir",
+                str(data_dir),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.output = ""
         deadline = time.monotonic() + 120
         while "Press Ctrl-C" not in self.output:
@@ -73,8 +85,10 @@ def test_lectern_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path, run_e
         with httpx.Client(base_url=run.gateway, timeout=10) as client:
             for service in ("chat", "retrieval", "profile", "summary"):
                 assert client.get(f"/api/{service}/health").status_code == 200, service
-            assert client.post("/api/search", json={"query": "ros 2 nodes", "top_k": 3}
-                               ).status_code != 404
+            assert (
+                client.post("/api/search", json={"query": "ros 2 nodes", "top_k": 3}).status_code
+                != 404
+            )
             assert client.get("/").status_code == 200
         assert httpx.get(f"{run.admin}/ping").text == "OK"
         assert processes_of(data_dir), "the stack's processes should be found while it runs"
@@ -95,9 +109,13 @@ def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Pat
     first = LocalRun(data_dir, env)
     try:
         admin = {"authorization": f"Bearer {load_secrets(data_dir)['ADMIN_TOKEN']}"}
-        response = httpx.post(f"{first.gateway}/api/admin/ingest", headers=admin, timeout=60,
-                              data={"source": "persist"},
-                              files=[("files", ("note.md", note, "text/markdown"))])
+        response = httpx.post(
+            f"{first.gateway}/api/admin/ingest",
+            headers=admin,
+            timeout=60,
+            data={"source": "persist"},
+            files=[("files", ("note.md", note, "text/markdown"))],
+        )
         assert response.status_code == 200, response.text
     finally:
         assert first.interrupt() and first.proc.returncode == 0
@@ -105,8 +123,11 @@ def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Pat
 
     second = LocalRun(data_dir, env)
     try:
-        response = httpx.post(f"{second.gateway}/api/search", timeout=10,
-                              json={"query": "quokkabot wrench", "top_k": 3})
+        response = httpx.post(
+            f"{second.gateway}/api/search",
+            timeout=10,
+            json={"query": "quokkabot wrench", "top_k": 3},
+        )
         assert response.status_code == 200, response.text
         top = response.json()["results"][0]
         assert top["source_path"] == "note.md" and "quokkabot" in top["text"]

@@ -22,15 +22,21 @@ def parse(lines: Iterator[str]) -> Iterator[Event]:
     for line in lines:
         if line == "":
             if "data" in fields:
-                yield Event(id=int(fields.get("id", "0")), event=fields.get("event", "message"),
-                            data=json.loads(fields["data"]))
+                yield Event(
+                    id=int(fields.get("id", "0")),
+                    event=fields.get("event", "message"),
+                    data=json.loads(fields["data"]),
+                )
             fields = {}
         elif not line.startswith(":"):  # a comment line is a keep-alive ping
             name, _, value = line.partition(":")
             fields[name] = value[1:] if value.startswith(" ") else value
     if "data" in fields:
-        yield Event(id=int(fields.get("id", "0")), event=fields.get("event", "message"),
-                    data=json.loads(fields["data"]))
+        yield Event(
+            id=int(fields.get("id", "0")),
+            event=fields.get("event", "message"),
+            data=json.loads(fields["data"]),
+        )
 
 
 @dataclass
@@ -82,21 +88,35 @@ def collect(response: httpx.Response, *, stop_after_tokens: int | None = None) -
     return answer
 
 
-def ask(client: httpx.Client, body: dict | str | bytes, *, headers: dict | None = None,
-        stop_after_tokens: int | None = None, timeout: float = 60.0) -> Answer:
+def ask(
+    client: httpx.Client,
+    body: dict | str | bytes,
+    *,
+    headers: dict | None = None,
+    stop_after_tokens: int | None = None,
+    timeout: float = 60.0,
+) -> Answer:
     """POST /api/chat/stream and read the events (all, or until some tokens arrived, after
     which the connection is closed like a reader leaving the page)."""
     kwargs: dict = {"json": body} if isinstance(body, dict) else {"content": body}
-    with client.stream("POST", "/api/chat/stream", headers=headers or {}, timeout=timeout,
-                       **kwargs) as response:
+    with client.stream(
+        "POST", "/api/chat/stream", headers=headers or {}, timeout=timeout, **kwargs
+    ) as response:
         return collect(response, stop_after_tokens=stop_after_tokens)
 
 
-def resume(client: httpx.Client, message_id: str, *, last_event_id: int | str | None,
-           headers: dict | None = None, timeout: float = 60.0) -> Answer:
+def resume(
+    client: httpx.Client,
+    message_id: str,
+    *,
+    last_event_id: int | str | None,
+    headers: dict | None = None,
+    timeout: float = 60.0,
+) -> Answer:
     headers = dict(headers or {})
     if last_event_id is not None:
         headers["last-event-id"] = str(last_event_id)
-    with client.stream("GET", f"/api/chat/messages/{message_id}/events", headers=headers,
-                       timeout=timeout) as response:
+    with client.stream(
+        "GET", f"/api/chat/messages/{message_id}/events", headers=headers, timeout=timeout
+    ) as response:
         return collect(response)

@@ -27,8 +27,15 @@ def offline(make_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def no_retrieval(make_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
-    stack = routed(make_stack("chat-no-retrieval", fake_gemini=True, with_auth=False,
-                              services=("retrieval", "profile", "chat"), extra_env=CHAT_ENV))
+    stack = routed(
+        make_stack(
+            "chat-no-retrieval",
+            fake_gemini=True,
+            with_auth=False,
+            services=("retrieval", "profile", "chat"),
+            extra_env=CHAT_ENV,
+        )
+    )
     stack.processes["retrieval"].stop()
     with httpx.Client(base_url=stack.gateway_url, timeout=30.0) as client:
         yield client
@@ -54,8 +61,7 @@ def test_offline_answer_quotes_the_book_and_says_so(offline: httpx.Client):
     for line in quoted:
         sentence, number = re.fullmatch(r"- (.+) \[(\d+)\]", line).groups()
         assert int(number) in done["citations"]
-        assert sentence.rstrip(".")[:60].replace("`", "") in text.replace("`", "").replace(
-            "**", "")
+        assert sentence.rstrip(".")[:60].replace("`", "") in text.replace("`", "").replace("**", "")
     assert any("IMU" in line or "inertial" in line for line in quoted)
 
 
@@ -76,7 +82,9 @@ def test_retrieval_down_gives_an_error_event_not_a_hang(no_retrieval: httpx.Clie
     error = answer.one("error")
     assert error["code"] == "retrieval_unavailable" and error["retryable"] is True
     assert elapsed < 15
-    conversation = no_retrieval.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
-                                    headers={"x-guest-token": answer.meta["guest_token"]}).json()
+    conversation = no_retrieval.get(
+        f"/api/chat/conversations/{answer.meta['conversation_id']}",
+        headers={"x-guest-token": answer.meta["guest_token"]},
+    ).json()
     assert conversation["messages"][1]["status"] == "failed"
     assert conversation["messages"][1]["error"]["code"] == "retrieval_unavailable"

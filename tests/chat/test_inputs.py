@@ -15,18 +15,21 @@ def error_of(response: httpx.Response) -> dict:
     return response.json()["error"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"message": ""}, "message"),
-    ({"message": "   \n "}, "message"),
-    ({"message": "x" * 4001}, "message"),
-    ({}, "message"),
-    ({"message": "hi", "top_k": 0}, "top_k"),
-    ({"message": "hi", "top_k": 11}, "top_k"),
-    ({"message": "hi", "selected_text": "y" * 8001}, "selected_text"),
-    ({"message": "hi", "conversation_id": "not-a-uuid"}, "conversation_id"),
-    ({"message": "hi", "chapter_id": "../etc/passwd"}, "chapter_id"),
-    ({"message": "hi", "mode": "admin"}, "mode"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"message": ""}, "message"),
+        ({"message": "   \n "}, "message"),
+        ({"message": "x" * 4001}, "message"),
+        ({}, "message"),
+        ({"message": "hi", "top_k": 0}, "top_k"),
+        ({"message": "hi", "top_k": 11}, "top_k"),
+        ({"message": "hi", "selected_text": "y" * 8001}, "selected_text"),
+        ({"message": "hi", "conversation_id": "not-a-uuid"}, "conversation_id"),
+        ({"message": "hi", "chapter_id": "../etc/passwd"}, "chapter_id"),
+        ({"message": "hi", "mode": "admin"}, "mode"),
+    ],
+)
 def test_invalid_stream_requests_are_422(chat: httpx.Client, body: dict, field: str):
     answer = ask(chat, body)
     assert answer.status == 422
@@ -63,12 +66,15 @@ def test_malformed_guest_token_is_401(chat: httpx.Client):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/api/chat/conversations/not-a-uuid"),
-    ("DELETE", "/api/chat/conversations/12345"),
-    ("GET", "/api/chat/messages/nope/events"),
-    ("POST", "/api/chat/messages/nope/feedback"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/api/chat/conversations/not-a-uuid"),
+        ("DELETE", "/api/chat/conversations/12345"),
+        ("GET", "/api/chat/messages/nope/events"),
+        ("POST", "/api/chat/messages/nope/feedback"),
+    ],
+)
 def test_non_uuid_ids_are_422(chat: httpx.Client, method: str, path: str):
     response = chat.request(method, path, json={"rating": "up"})
     assert response.status_code == 422
@@ -81,6 +87,8 @@ def test_conversation_routes_without_identity(chat: httpx.Client):
     some_id = uuid.uuid4()
     assert chat.get(f"/api/chat/conversations/{some_id}").status_code == 404
     assert chat.delete(f"/api/chat/conversations/{some_id}").status_code == 404
-    assert chat.post(f"/api/chat/messages/{some_id}/feedback",
-                     json={"rating": "up"}).status_code == 404
+    assert (
+        chat.post(f"/api/chat/messages/{some_id}/feedback", json={"rating": "up"}).status_code
+        == 404
+    )
     assert chat.get(f"/api/chat/messages/{some_id}/events").status_code == 404

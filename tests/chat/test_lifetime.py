@@ -18,10 +18,17 @@ from tests.chat.test_stream import QUESTION, guest, stored_answer
 
 
 def test_a_model_that_never_stops_is_cut_off_at_the_limit_and_stored(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     # A chunk every second (under the between-tokens timeout) for far longer than the limit.
-    fake.post("/_fake/config", json={"token_interval_ms": 1000, "words_per_chunk": 2,
-                                     "default_reply": "a topic carries messages " * 20})
+    fake.post(
+        "/_fake/config",
+        json={
+            "token_interval_ms": 1000,
+            "words_per_chunk": 2,
+            "default_reply": "a topic carries messages " * 20,
+        },
+    )
     started = time.monotonic()
     answer = ask(chat, {"message": QUESTION})
     elapsed = time.monotonic() - started
@@ -41,14 +48,18 @@ async def _add_answer(database_url: str, conversation_id: str, *, age_s: float) 
         await conn.execute(
             "INSERT INTO chat.messages (id, conversation_id, role, status, created_at)"
             " VALUES ($1, $2, 'assistant', 'streaming', now() - make_interval(secs => $3))",
-            uuid.UUID(message_id), uuid.UUID(conversation_id), age_s)
+            uuid.UUID(message_id),
+            uuid.UUID(conversation_id),
+            age_s,
+        )
     finally:
         await conn.close()
     return message_id
 
 
 def test_an_answer_left_streaming_by_a_dead_worker_is_marked_failed(
-        chat: httpx.Client, chat_stack: Stack, fake: httpx.Client, book: dict):
+    chat: httpx.Client, chat_stack: Stack, fake: httpx.Client, book: dict
+):
     answer = ask(chat, {"message": QUESTION})
     conversation_id, headers = answer.meta["conversation_id"], guest(answer)
     assert chat_stack.database_url
@@ -57,8 +68,9 @@ def test_an_answer_left_streaming_by_a_dead_worker_is_marked_failed(
     live = asyncio.run(_add_answer(chat_stack.database_url, conversation_id, age_s=1))
 
     def status_of(message_id: str) -> dict:
-        messages = chat.get(f"/api/chat/conversations/{conversation_id}",
-                            headers=headers).json()["messages"]
+        messages = chat.get(f"/api/chat/conversations/{conversation_id}", headers=headers).json()[
+            "messages"
+        ]
         return next(m for m in messages if m["id"] == message_id)
 
     deadline = time.monotonic() + 10

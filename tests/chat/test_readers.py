@@ -28,10 +28,16 @@ def stream_prompt(fake: httpx.Client) -> str:
     return requests["requests"][-1]["prompt"]
 
 
-def test_the_answer_follows_the_readers_profile(chat: httpx.Client, fake: httpx.Client,
-                                                book: dict, reader: Reader):
-    profile = {"python_level": "beginner", "ros2_level": "none", "answer_depth": "brief",
-               "hardware_access": "jetson", "goals": "build a walking robot"}
+def test_the_answer_follows_the_readers_profile(
+    chat: httpx.Client, fake: httpx.Client, book: dict, reader: Reader
+):
+    profile = {
+        "python_level": "beginner",
+        "ros2_level": "none",
+        "answer_depth": "brief",
+        "hardware_access": "jetson",
+        "goals": "build a walking robot",
+    }
     assert chat.put("/api/profile/me", json=profile, headers=reader.headers).status_code == 200
     answer = ask(chat, {"message": QUESTION}, headers=reader.jwt_headers)
     assert answer.last.event == "done"
@@ -47,9 +53,9 @@ def test_the_answer_follows_the_readers_profile(chat: httpx.Client, fake: httpx.
     assert "Answer in detail" in stream_prompt(fake)
 
 
-def test_a_readers_conversations_are_theirs_alone(chat: httpx.Client, fake: httpx.Client,
-                                                  book: dict, reader: Reader,
-                                                  other_reader: Reader):
+def test_a_readers_conversations_are_theirs_alone(
+    chat: httpx.Client, fake: httpx.Client, book: dict, reader: Reader, other_reader: Reader
+):
     answer = ask(chat, {"message": QUESTION}, headers=reader.headers)
     conversation_id = answer.meta["conversation_id"]
     mine = chat.get("/api/chat/conversations", headers=reader.headers).json()["conversations"]
@@ -58,15 +64,16 @@ def test_a_readers_conversations_are_theirs_alone(chat: httpx.Client, fake: http
     assert chat.get(url, headers=other_reader.headers).status_code == 404
     assert chat.get(url).status_code == 404  # anonymous
     assert chat.delete(url, headers=other_reader.headers).status_code == 404
-    follow = ask(chat, {"message": "more", "conversation_id": conversation_id},
-                 headers=other_reader.headers)
+    follow = ask(
+        chat, {"message": "more", "conversation_id": conversation_id}, headers=other_reader.headers
+    )
     assert follow.status == 404
     assert chat.get(url, headers=reader.headers).status_code == 200
 
 
-def test_a_guest_who_signs_in_claims_their_conversations(chat: httpx.Client,
-                                                         fake: httpx.Client, book: dict,
-                                                         other_reader: Reader):
+def test_a_guest_who_signs_in_claims_their_conversations(
+    chat: httpx.Client, fake: httpx.Client, book: dict, other_reader: Reader
+):
     as_guest = ask(chat, {"message": QUESTION})
     token = as_guest.meta["guest_token"]
     conversation_id = as_guest.meta["conversation_id"]
@@ -80,22 +87,29 @@ def test_a_guest_who_signs_in_claims_their_conversations(chat: httpx.Client,
 
     listed = chat.get("/api/chat/conversations", headers=claimer.headers).json()
     assert [c["id"] for c in listed["conversations"]] == [conversation_id]
-    follow = ask(chat, {"message": "And the gyroscope?", "conversation_id": conversation_id},
-                 headers=claimer.headers)
+    follow = ask(
+        chat,
+        {"message": "And the gyroscope?", "conversation_id": conversation_id},
+        headers=claimer.headers,
+    )
     assert follow.last.event == "done"
     # The token is spent: it no longer opens anything, and nobody can claim it again.
-    assert chat.get("/api/chat/conversations",
-                    headers={"x-guest-token": token}).status_code == 401
+    assert chat.get("/api/chat/conversations", headers={"x-guest-token": token}).status_code == 401
     again = chat.post(claim_url, headers={**other_reader.headers, "x-guest-token": token})
     assert again.status_code == 404
-    assert chat.get(f"/api/chat/conversations/{conversation_id}",
-                    headers=other_reader.headers).status_code == 404
+    assert (
+        chat.get(
+            f"/api/chat/conversations/{conversation_id}", headers=other_reader.headers
+        ).status_code
+        == 404
+    )
     missing = chat.post(claim_url, headers=claimer.headers)
     assert missing.status_code == 422
 
 
-def test_deleting_the_profile_deletes_the_conversations(chat: httpx.Client,
-                                                        fake: httpx.Client, book: dict):
+def test_deleting_the_profile_deletes_the_conversations(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     leaving = new_reader(chat)
     chat.put("/api/profile/me", json={"python_level": "advanced"}, headers=leaving.headers)
     ask(chat, {"message": QUESTION}, headers=leaving.headers)

@@ -28,13 +28,15 @@ def guest(answer: Answer) -> dict[str, str]:
 
 
 def stored(client: httpx.Client, answer: Answer, headers: dict) -> dict:
-    conversation = client.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
-                              headers=headers).json()
+    conversation = client.get(
+        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=headers
+    ).json()
     return next(m for m in conversation["messages"] if m["id"] == answer.meta["message_id"])
 
 
-def wait_until_settled(client: httpx.Client, answer: Answer, headers: dict,
-                       timeout: float = 30.0) -> dict:
+def wait_until_settled(
+    client: httpx.Client, answer: Answer, headers: dict, timeout: float = 30.0
+) -> dict:
     deadline = time.monotonic() + timeout
     while (message := stored(client, answer, headers))["status"] == "streaming":
         assert time.monotonic() < deadline, "the answer was never settled"
@@ -43,9 +45,12 @@ def wait_until_settled(client: httpx.Client, answer: Answer, headers: dict,
 
 
 def test_leaving_mid_answer_stores_what_was_produced_as_interrupted(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
-    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
-                                     "token_interval_ms": 300})
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
+    fake.post(
+        "/_fake/config",
+        json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 300},
+    )
     partial = ask(chat, {"message": QUESTION}, stop_after_tokens=2)
     headers = guest(partial)
     message = wait_until_settled(chat, partial, headers)
@@ -57,21 +62,25 @@ def test_leaving_mid_answer_stores_what_was_produced_as_interrupted(
     assert message["sources"] == partial.one("sources")["sources"]
 
     # A reader coming back late still gets the produced rest and a terminal event.
-    late = resume(chat, partial.meta["message_id"], last_event_id=partial.last.id,
-                  headers=headers)
+    late = resume(chat, partial.meta["message_id"], last_event_id=partial.last.id, headers=headers)
     assert late.status == 200
     assert late.last.event == "error" and late.last.data["code"] == "interrupted"
     assert partial.text + late.text == message["content"]
 
 
-def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.Client,
-                                               book: dict):
-    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
-                                     "token_interval_ms": 100})
+def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.Client, book: dict):
+    fake.post(
+        "/_fake/config",
+        json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 100},
+    )
     first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
     headers = guest(first)
-    rest = resume(chat, first.meta["message_id"], last_event_id=first.last.id,
-                  headers={**headers, "accept-encoding": "gzip"})
+    rest = resume(
+        chat,
+        first.meta["message_id"],
+        last_event_id=first.last.id,
+        headers={**headers, "accept-encoding": "gzip"},
+    )
     assert rest.status == 200
     assert "content-encoding" not in rest.headers
     assert rest.events[0].id == first.last.id + 1
@@ -86,8 +95,7 @@ def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.C
     assert rest.arrived[-1] - rest.arrived[0] > 0.5
 
 
-def test_a_finished_answer_replays_from_the_log(chat: httpx.Client, fake: httpx.Client,
-                                                book: dict):
+def test_a_finished_answer_replays_from_the_log(chat: httpx.Client, fake: httpx.Client, book: dict):
     answer = ask(chat, {"message": QUESTION})
     headers = guest(answer)
     after_sources = resume(chat, answer.meta["message_id"], last_event_id=2, headers=headers)
@@ -98,8 +106,7 @@ def test_a_finished_answer_replays_from_the_log(chat: httpx.Client, fake: httpx.
     assert everything.meta["message_id"] == answer.meta["message_id"]
 
 
-def test_resume_is_owner_only_and_validated(chat: httpx.Client, fake: httpx.Client,
-                                            book: dict):
+def test_resume_is_owner_only_and_validated(chat: httpx.Client, fake: httpx.Client, book: dict):
     answer = ask(chat, {"message": QUESTION})
     other = ask(chat, {"message": "Another guest's question about Gazebo"})
     message_id = answer.meta["message_id"]
@@ -108,21 +115,22 @@ def test_resume_is_owner_only_and_validated(chat: httpx.Client, fake: httpx.Clie
     bad = resume(chat, message_id, last_event_id="abc", headers=guest(answer))
     assert bad.status == 422
     # The question's own id is not an answer with events.
-    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
-                            headers=guest(answer)).json()
+    conversation = chat.get(
+        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=guest(answer)
+    ).json()
     question_id = conversation["messages"][0]["id"]
     assert resume(chat, question_id, last_event_id=0, headers=guest(answer)).status == 404
 
 
-def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.Client,
-                                               book: dict):
+def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.Client, book: dict):
     headers = guest(ask(chat, {"message": QUESTION}))
     fake.post("/_fake/config", json={"ttft_ms": 1500})
     opened = []
     try:
         for _ in range(OPEN_STREAMS):
-            context = chat.stream("POST", "/api/chat/stream", json={"message": QUESTION},
-                                  headers=headers)
+            context = chat.stream(
+                "POST", "/api/chat/stream", json={"message": QUESTION}, headers=headers
+            )
             response = context.__enter__()
             opened.append(context)
             assert response.status_code == 200
@@ -138,8 +146,7 @@ def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.C
             context.__exit__(None, None, None)
 
 
-def test_one_answer_at_a_time_per_conversation(chat: httpx.Client, fake: httpx.Client,
-                                               book: dict):
+def test_one_answer_at_a_time_per_conversation(chat: httpx.Client, fake: httpx.Client, book: dict):
     first = ask(chat, {"message": QUESTION})
     headers = guest(first)
     body = {"message": "Tell me more", "conversation_id": first.meta["conversation_id"]}
@@ -155,11 +162,14 @@ def test_one_answer_at_a_time_per_conversation(chat: httpx.Client, fake: httpx.C
     assert ask(chat, body, headers=headers).last.event == "done"
 
 
-def test_resume_accepts_after_query_parameter(chat: httpx.Client, fake: httpx.Client,
-                                              book: dict):
+def test_resume_accepts_after_query_parameter(chat: httpx.Client, fake: httpx.Client, book: dict):
     answer = ask(chat, {"message": QUESTION})
-    with chat.stream("GET", f"/api/chat/messages/{answer.meta['message_id']}/events",
-                     params={"after": answer.events[-2].id}, headers=guest(answer)) as response:
+    with chat.stream(
+        "GET",
+        f"/api/chat/messages/{answer.meta['message_id']}/events",
+        params={"after": answer.events[-2].id},
+        headers=guest(answer),
+    ) as response:
         events = list(parse(response.iter_lines()))
     assert events == [answer.last]
 
@@ -170,8 +180,13 @@ def second_replica(chat_stack: Stack) -> Iterator[str]:
     port = free_port()
     env = {**chat_stack.service_env(), "CHAT_PORT": str(port)}
     log = (chat_stack.logs / "chat-replica.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "lectern_chat"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lectern_chat"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -189,23 +204,28 @@ def second_replica(chat_stack: Stack) -> Iterator[str]:
 
 
 def test_an_answer_generated_by_one_replica_resumes_on_another(
-        chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack,
-        second_replica: str):
-    fake.post("/_fake/config", json={"default_reply": LONG_REPLY, "words_per_chunk": 2,
-                                     "token_interval_ms": 100})
+    chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack, second_replica: str
+):
+    fake.post(
+        "/_fake/config",
+        json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 100},
+    )
     first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
-    with httpx.Client(base_url=second_replica, timeout=60.0,
-                      headers=internal_headers(chat_stack)) as replica:
-        rest = resume(replica, first.meta["message_id"], last_event_id=first.last.id,
-                      headers=guest(first))
+    with httpx.Client(
+        base_url=second_replica, timeout=60.0, headers=internal_headers(chat_stack)
+    ) as replica:
+        rest = resume(
+            replica, first.meta["message_id"], last_event_id=first.last.id, headers=guest(first)
+        )
     assert rest.status == 200
     assert rest.events[0].id == first.last.id + 1 and rest.last.event == "done"
     assert first.text + rest.text == LONG_REPLY
     assert wait_until_settled(chat, first, guest(first))["status"] == "complete"
 
 
-def test_an_expired_replay_log_is_410(chat: httpx.Client, fake: httpx.Client, book: dict,
-                                      chat_stack: Stack):
+def test_an_expired_replay_log_is_410(
+    chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack
+):
     answer = ask(chat, {"message": QUESTION})
     key = f"{chat_stack.config.redis_prefix}chat:events:{answer.meta['message_id']}"
     client = redis_sync.Redis.from_url(chat_stack.redis_url)

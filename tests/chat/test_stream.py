@@ -31,7 +31,8 @@ def stream_prompts(fake: httpx.Client) -> list[str]:
 
 
 def test_events_arrive_in_order_with_sources_before_the_first_token(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     answer = ask(chat, {"message": QUESTION}, headers={"accept-encoding": "gzip"})
     assert answer.status == 200
     assert answer.headers["content-type"].startswith("text/event-stream")
@@ -64,16 +65,18 @@ def test_events_arrive_in_order_with_sources_before_the_first_token(
     assert "[1] " in prompt and QUESTION in prompt and sources[0]["title"] in prompt
 
 
-def test_the_answer_is_stored_with_its_conversation(chat: httpx.Client, fake: httpx.Client,
-                                                    book: dict):
+def test_the_answer_is_stored_with_its_conversation(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     answer = ask(chat, {"message": QUESTION})
     headers = guest(answer)
     listing = chat.get("/api/chat/conversations", headers=headers).json()["conversations"]
     assert [c["id"] for c in listing] == [answer.meta["conversation_id"]]
     assert listing[0]["title"] == QUESTION and listing[0]["message_count"] == 2
 
-    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
-                            headers=headers).json()
+    conversation = chat.get(
+        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=headers
+    ).json()
     question, reply = conversation["messages"]
     assert (question["role"], question["content"]) == ("user", QUESTION)
     assert reply["role"] == "assistant" and reply["status"] == "complete"
@@ -86,9 +89,15 @@ def test_the_answer_is_stored_with_its_conversation(chat: httpx.Client, fake: ht
 
 
 def test_citations_point_at_real_sources(chat: httpx.Client, fake: httpx.Client, book: dict):
-    fake.post("/_fake/config", json={"default_reply": (
-        "An IMU measures angular velocity and acceleration [2]. It tells the balance "
-        "controller which way is down [1][2]. Robots dream of sheep [9].")})
+    fake.post(
+        "/_fake/config",
+        json={
+            "default_reply": (
+                "An IMU measures angular velocity and acceleration [2]. It tells the balance "
+                "controller which way is down [1][2]. Robots dream of sheep [9]."
+            )
+        },
+    )
     answer = ask(chat, {"message": QUESTION})
     sources = answer.one("sources")["sources"]
     assert len(sources) >= 2
@@ -98,7 +107,8 @@ def test_citations_point_at_real_sources(chat: httpx.Client, fake: httpx.Client,
 
 
 def test_a_question_the_book_does_not_cover_is_answered_as_such(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     ask(chat, {"message": "What is the best recipe for sourdough bread?"})
     prompt = stream_prompts(fake)[-1]
     # The instructions tell the model to say so instead of inventing an answer.
@@ -106,15 +116,20 @@ def test_a_question_the_book_does_not_cover_is_answered_as_such(
     assert "never invent" in prompt
 
 
-def test_follow_up_is_rewritten_with_the_history(chat: httpx.Client, fake: httpx.Client,
-                                                 book: dict):
+def test_follow_up_is_rewritten_with_the_history(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     first = ask(chat, {"message": "How does Gazebo simulate a lidar?"})
     headers = guest(first)
     rewritten = "Gazebo lidar sensor noise model"
-    fake.post("/_fake/config", json={"replies": [
-        {"contains": "Stand-alone query", "reply": rewritten}]})
-    follow = ask(chat, {"message": "And how noisy is it?",
-                        "conversation_id": first.meta["conversation_id"]}, headers=headers)
+    fake.post(
+        "/_fake/config", json={"replies": [{"contains": "Stand-alone query", "reply": rewritten}]}
+    )
+    follow = ask(
+        chat,
+        {"message": "And how noisy is it?", "conversation_id": first.meta["conversation_id"]},
+        headers=headers,
+    )
     assert follow.last.event == "done"
     assert "guest_token" not in follow.meta  # the guest already has it
 
@@ -129,43 +144,52 @@ def test_follow_up_is_rewritten_with_the_history(chat: httpx.Client, fake: httpx
     assert stored_answer(chat, follow, headers)["query"] == rewritten
 
 
-def test_follow_up_uses_the_question_when_rewriting_fails(chat: httpx.Client,
-                                                          fake: httpx.Client, book: dict):
+def test_follow_up_uses_the_question_when_rewriting_fails(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     first = ask(chat, {"message": "How does Gazebo simulate a lidar?"})
     headers = guest(first)
     fake.post("/_fake/config", json={"fail_next": [400]})  # the rewrite call is refused
-    follow = ask(chat, {"message": "And a depth camera?",
-                        "conversation_id": first.meta["conversation_id"]}, headers=headers)
+    follow = ask(
+        chat,
+        {"message": "And a depth camera?", "conversation_id": first.meta["conversation_id"]},
+        headers=headers,
+    )
     assert follow.last.event == "done"
     assert stored_answer(chat, follow, headers)["query"] == "And a depth camera?"
 
 
-def test_selection_mode_sends_the_selected_passage(chat: httpx.Client, fake: httpx.Client,
-                                                   book: dict):
-    passage = ("Accelerometers are noisy but do not drift; gyroscopes are smooth but drift "
-               "over time.")
+def test_selection_mode_sends_the_selected_passage(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
+    passage = (
+        "Accelerometers are noisy but do not drift; gyroscopes are smooth but drift over time."
+    )
     answer = ask(chat, {"message": "Why combine them?", "selected_text": passage})
     assert answer.meta["mode"] == "selection"
     assert answer.last.event == "done"
     prompt = stream_prompts(fake)[-1]
     assert passage in prompt and "selected a passage" in prompt
-    conversation = chat.get(f"/api/chat/conversations/{answer.meta['conversation_id']}",
-                            headers=guest(answer)).json()
+    conversation = chat.get(
+        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=guest(answer)
+    ).json()
     question, reply = conversation["messages"]
     assert question["selected_text"] == passage
     assert question["mode"] == reply["mode"] == "selection"
 
 
 def test_chapter_filter_limits_the_sources(chat: httpx.Client, fake: httpx.Client, book: dict):
-    answer = ask(chat, {"message": "How is data published?", "chapter_id": "book--05-sensors",
-                        "top_k": 2})
+    answer = ask(
+        chat, {"message": "How is data published?", "chapter_id": "book--05-sensors", "top_k": 2}
+    )
     sources = answer.one("sources")["sources"]
     assert 1 <= len(sources) <= 2
     assert {s["chapter_id"] for s in sources} == {"book--05-sensors"}
 
 
 def test_rate_limited_model_is_retried_before_the_first_token(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     fake.post("/_fake/config", json={"fail_next": [429]})
     answer = ask(chat, {"message": QUESTION})
     assert answer.last.event == "done"
@@ -175,7 +199,8 @@ def test_rate_limited_model_is_retried_before_the_first_token(
 
 
 def test_model_failure_after_tokens_ends_with_an_error_event(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     fake.post("/_fake/config", json={"fail_after_chunks": 2, "words_per_chunk": 2})
     answer = ask(chat, {"message": QUESTION})
     assert [e.event for e in answer.events][-4:] == ["sources", "token", "token", "error"]
@@ -188,7 +213,8 @@ def test_model_failure_after_tokens_ends_with_an_error_event(
 
 
 def test_a_connection_dropped_by_the_model_ends_with_an_error_event(
-        chat: httpx.Client, fake: httpx.Client, book: dict):
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
     fake.post("/_fake/config", json={"drop_after_chunks": 2, "words_per_chunk": 2})
     answer = ask(chat, {"message": QUESTION})
     assert [e.event for e in answer.events][-3:] == ["token", "token", "error"]
@@ -198,14 +224,15 @@ def test_a_connection_dropped_by_the_model_ends_with_an_error_event(
     assert stored["status"] == "failed" and stored["content"] == answer.text
 
 
-@pytest.mark.parametrize("stall_after, timeout", [
-    (1, BETWEEN_TOKENS_TIMEOUT_S), (0, FIRST_TOKEN_TIMEOUT_S)])
+@pytest.mark.parametrize(
+    "stall_after, timeout", [(1, BETWEEN_TOKENS_TIMEOUT_S), (0, FIRST_TOKEN_TIMEOUT_S)]
+)
 def test_a_stalled_model_ends_with_an_error_within_the_timeout(
-        chat: httpx.Client, fake: httpx.Client, book: dict, stall_after: int, timeout: float):
+    chat: httpx.Client, fake: httpx.Client, book: dict, stall_after: int, timeout: float
+):
     fake.post("/_fake/config", json={"stall_after_chunks": stall_after})
     answer = ask(chat, {"message": QUESTION})
-    assert [e.event for e in answer.events][-2:] == ["token" if stall_after else "sources",
-                                                     "error"]
+    assert [e.event for e in answer.events][-2:] == ["token" if stall_after else "sources", "error"]
     error = answer.one("error")
     assert error["code"] == "llm_timeout" and error["retryable"] is True
     assert len(answer.named("token")) == stall_after

@@ -42,6 +42,12 @@ def strict_stack(make_stack: Callable[..., Stack]) -> Stack:
     """Better Auth issuing 2-second JWTs and a profile service that tolerates no clock skew and
     expects another audience, so the real server's own tokens can show both checks. It runs
     no chat service, which shows what deleting a profile does while chat is down."""
-    return make_stack("identity-strict", services=("profile",), extra_env={
-        "AUTH_JWT_TTL_S": "2", "PROFILE_JWT_LEEWAY_S": "0",
-        "PROFILE_JWT_AUDIENCE": "https://another-audience.example"})
+    return make_stack(
+        "identity-strict",
+        services=("profile",),
+        extra_env={
+            "AUTH_JWT_TTL_S": "2",
+            "PROFILE_JWT_LEEWAY_S": "0",
+            "PROFILE_JWT_AUDIENCE": "https://another-audience.example",
+        },
+    )

@@ -9,8 +9,9 @@ from lectern_dev.stack import Stack
 from tests.support.readers import auth_request, new_reader, sign_up
 
 
-def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(stack: Stack,
-                                                                     gateway: httpx.Client):
+def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(
+    stack: Stack, gateway: httpx.Client
+):
     reader = new_reader(gateway)
     assert reader.user_id and reader.session_token
     assert reader.signed_session_token.startswith(reader.session_token + ".")
@@ -19,8 +20,13 @@ def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(stack: Sta
 
     jwks = pyjwt.PyJWKSet.from_dict(gateway.get("/api/auth/jwks").json())
     key = next(k for k in jwks.keys if k.key_id == header["kid"])
-    claims = pyjwt.decode(reader.jwt, key.key, algorithms=["EdDSA"],
-                          issuer=stack.gateway_url, audience=stack.gateway_url)
+    claims = pyjwt.decode(
+        reader.jwt,
+        key.key,
+        algorithms=["EdDSA"],
+        issuer=stack.gateway_url,
+        audience=stack.gateway_url,
+    )
     assert claims["sub"] == reader.user_id
     # Short-lived (a JWT cannot be revoked) and carrying no personal data.
     assert 0 < claims["exp"] - claims["iat"] <= 900
@@ -29,20 +35,29 @@ def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(stack: Sta
 
 def test_sign_in_with_the_password_gives_a_new_working_session(gateway: httpx.Client):
     reader = new_reader(gateway)
-    signed_in = auth_request(gateway, "POST", "/api/auth/sign-in/email",
-                             json={"email": reader.email, "password": reader.password})
+    signed_in = auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-in/email",
+        json={"email": reader.email, "password": reader.password},
+    )
     assert signed_in.status_code == 200, signed_in.text
     token = signed_in.json()["token"]
     assert token != reader.session_token
-    session = auth_request(gateway, "GET", "/api/auth/get-session",
-                           headers={"authorization": f"Bearer {token}"})
+    session = auth_request(
+        gateway, "GET", "/api/auth/get-session", headers={"authorization": f"Bearer {token}"}
+    )
     assert session.json()["user"]["id"] == reader.user_id
 
 
 def test_wrong_password_duplicate_email_and_short_password_are_refused(gateway: httpx.Client):
     reader = new_reader(gateway)
-    wrong = auth_request(gateway, "POST", "/api/auth/sign-in/email",
-                         json={"email": reader.email, "password": reader.password + "x"})
+    wrong = auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-in/email",
+        json={"email": reader.email, "password": reader.password + "x"},
+    )
     assert wrong.status_code == 401
     assert "token" not in wrong.json()
     assert sign_up(gateway, email=reader.email).status_code == 422
@@ -51,7 +66,11 @@ def test_wrong_password_duplicate_email_and_short_password_are_refused(gateway: 
 
 def test_a_foreign_origin_cannot_sign_in(gateway: httpx.Client):
     reader = new_reader(gateway)
-    response = auth_request(gateway, "POST", "/api/auth/sign-in/email",
-                            headers={"origin": "https://evil.example"},
-                            json={"email": reader.email, "password": reader.password})
+    response = auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-in/email",
+        headers={"origin": "https://evil.example"},
+        json={"email": reader.email, "password": reader.password},
+    )
     assert response.status_code == 403

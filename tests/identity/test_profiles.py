@@ -13,9 +13,16 @@ from lectern_dev.stack import Stack
 from tests.support.readers import Reader, new_reader
 from tests.support.stack import internal_headers
 
-FULL = {"python_level": "advanced", "cpp_level": "intermediate", "ai_ml_level": "intermediate",
-        "ros2_level": "beginner", "hardware_access": "jetson", "operating_system": "linux",
-        "answer_depth": "detailed", "goals": "Build a walking humanoid in simulation first."}
+FULL = {
+    "python_level": "advanced",
+    "cpp_level": "intermediate",
+    "ai_ml_level": "intermediate",
+    "ros2_level": "beginner",
+    "hardware_access": "jetson",
+    "operating_system": "linux",
+    "answer_depth": "detailed",
+    "goals": "Build a walking humanoid in simulation first.",
+}
 
 
 def put(gateway: httpx.Client, reader: Reader, body: dict) -> httpx.Response:
@@ -29,8 +36,9 @@ def read(gateway: httpx.Client, reader: Reader) -> httpx.Response:
 def ask(gateway: httpx.Client, reader: Reader, question: str) -> str:
     """Ask chat one question as this reader; return the conversation id once the answer ends."""
     conversation_id, last_event = None, None
-    with gateway.stream("POST", "/api/chat/stream", headers=reader.headers,
-                        json={"message": question}) as response:
+    with gateway.stream(
+        "POST", "/api/chat/stream", headers=reader.headers, json={"message": question}
+    ) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
             if line.startswith("event:"):
@@ -61,8 +69,12 @@ def test_options_list_every_allowed_value_without_signing_in(gateway: httpx.Clie
     assert response.status_code == 200
     options = response.json()
     assert options["ros2_level"] == ["none", "beginner", "intermediate", "advanced"]
-    assert options["hardware_access"] == ["simulation_only", "gpu_workstation", "jetson",
-                                          "physical_robot"]
+    assert options["hardware_access"] == [
+        "simulation_only",
+        "gpu_workstation",
+        "jetson",
+        "physical_robot",
+    ]
     assert options["operating_system"] == ["linux", "windows", "macos"]
     assert options["answer_depth"] == ["brief", "standard", "detailed"]
     assert options["goals_max_chars"] == 500
@@ -78,8 +90,9 @@ def test_a_new_reader_has_no_profile_until_the_first_put(gateway: httpx.Client, 
     assert read(gateway, reader).json() == created.json()
 
 
-def test_put_changes_only_the_fields_sent_and_null_clears_one(gateway: httpx.Client,
-                                                               reader: Reader):
+def test_put_changes_only_the_fields_sent_and_null_clears_one(
+    gateway: httpx.Client, reader: Reader
+):
     put(gateway, reader, FULL)
     changed = put(gateway, reader, {"ros2_level": "advanced", "goals": None})
     assert changed.status_code == 200
@@ -90,17 +103,21 @@ def test_put_changes_only_the_fields_sent_and_null_clears_one(gateway: httpx.Cli
     assert put(gateway, reader, {}).json()["ros2_level"] == "advanced"  # an empty PUT keeps all
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"python_level": "expert"}, "python_level"),
-    ({"hardware_access": "quantum_computer"}, "hardware_access"),
-    ({"operating_system": "LINUX"}, "operating_system"),
-    ({"answer_depth": 3}, "answer_depth"),
-    ({"goals": "x" * 501}, "goals"),
-    ({"favourite_colour": "blue"}, "favourite_colour"),
-    ({"user_id": "someone-else"}, "user_id"),
-])
-def test_bad_input_is_422_naming_the_field(gateway: httpx.Client, reader: Reader, body: dict,
-                                           field: str):
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"python_level": "expert"}, "python_level"),
+        ({"hardware_access": "quantum_computer"}, "hardware_access"),
+        ({"operating_system": "LINUX"}, "operating_system"),
+        ({"answer_depth": 3}, "answer_depth"),
+        ({"goals": "x" * 501}, "goals"),
+        ({"favourite_colour": "blue"}, "favourite_colour"),
+        ({"user_id": "someone-else"}, "user_id"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(
+    gateway: httpx.Client, reader: Reader, body: dict, field: str
+):
     put(gateway, reader, {"goals": "unchanged"})
     response = put(gateway, reader, body)
     assert response.status_code == 422, response.text
@@ -116,20 +133,32 @@ def test_goals_of_exactly_500_characters_are_kept_whole(gateway: httpx.Client, r
     assert put(gateway, reader, {"goals": goals}).json()["goals"] == goals
 
 
-@pytest.mark.parametrize(("fields", "segment"), [
-    ({}, "beginner-simulation_only"),
-    ({"python_level": "none", "ros2_level": "beginner"}, "beginner-simulation_only"),
-    (FULL, "intermediate-jetson"),
-    ({"python_level": "advanced", "cpp_level": "advanced", "ros2_level": "intermediate",
-      "hardware_access": "physical_robot"}, "advanced-physical_robot"),
-])
-def test_the_segment_is_experience_by_hardware(gateway: httpx.Client, reader: Reader,
-                                               fields: dict, segment: str):
+@pytest.mark.parametrize(
+    ("fields", "segment"),
+    [
+        ({}, "beginner-simulation_only"),
+        ({"python_level": "none", "ros2_level": "beginner"}, "beginner-simulation_only"),
+        (FULL, "intermediate-jetson"),
+        (
+            {
+                "python_level": "advanced",
+                "cpp_level": "advanced",
+                "ros2_level": "intermediate",
+                "hardware_access": "physical_robot",
+            },
+            "advanced-physical_robot",
+        ),
+    ],
+)
+def test_the_segment_is_experience_by_hardware(
+    gateway: httpx.Client, reader: Reader, fields: dict, segment: str
+):
     assert put(gateway, reader, fields).json()["segment"] == segment
 
 
 def test_other_services_read_a_profile_by_id_inside_the_network_only(
-        stack: Stack, gateway: httpx.Client, reader: Reader, other_reader: Reader):
+    stack: Stack, gateway: httpx.Client, reader: Reader, other_reader: Reader
+):
     put(gateway, reader, FULL)
     url = f"{stack.config.url('profile')}/internal/profiles"
     found = httpx.get(f"{url}/{reader.user_id}", headers=internal_headers(stack))
@@ -137,20 +166,24 @@ def test_other_services_read_a_profile_by_id_inside_the_network_only(
     assert found.json()["user_id"] == reader.user_id
     assert found.json()["segment"] == "intermediate-jetson"
     assert {k: found.json()[k] for k in FULL} == FULL
-    assert httpx.get(f"{url}/{other_reader.user_id}",
-                     headers=internal_headers(stack)).status_code == 404
+    assert (
+        httpx.get(f"{url}/{other_reader.user_id}", headers=internal_headers(stack)).status_code
+        == 404
+    )
     assert httpx.get(f"{url}/{reader.user_id}").status_code == 401  # no internal token
     assert httpx.get(f"{url}/..%2F..%2Fetc", headers=internal_headers(stack)).status_code in (
-        404, 422)
+        404,
+        422,
+    )
     # Not routed by the gateway, even for the signed-in reader it belongs to.
     through_gateway = gateway.get(f"/internal/profiles/{reader.user_id}", headers=reader.headers)
     assert through_gateway.status_code == 404
     assert "jetson" not in through_gateway.text
 
 
-def test_readers_only_ever_see_and_change_their_own_profile(gateway: httpx.Client,
-                                                            reader: Reader,
-                                                            other_reader: Reader):
+def test_readers_only_ever_see_and_change_their_own_profile(
+    gateway: httpx.Client, reader: Reader, other_reader: Reader
+):
     put(gateway, reader, {"goals": "A's goals", "ros2_level": "advanced"})
     put(gateway, other_reader, {"goals": "B's goals", "ros2_level": "none"})
     put(gateway, reader, {"ros2_level": "beginner"})
@@ -159,8 +192,9 @@ def test_readers_only_ever_see_and_change_their_own_profile(gateway: httpx.Clien
     assert read(gateway, reader).json()["goals"] == "A's goals"
 
 
-def test_profiles_persist_across_a_service_restart(stack: Stack, gateway: httpx.Client,
-                                                   reader: Reader):
+def test_profiles_persist_across_a_service_restart(
+    stack: Stack, gateway: httpx.Client, reader: Reader
+):
     saved = put(gateway, reader, FULL).json()
     stack.restart_service("profile")
     wait_until_routed(stack)
@@ -170,7 +204,8 @@ def test_profiles_persist_across_a_service_restart(stack: Stack, gateway: httpx.
 
 
 def test_deleting_the_profile_deletes_the_readers_conversations_and_nobody_elses(
-        gateway: httpx.Client, reader: Reader, other_reader: Reader, fake_gemini: httpx.Client):
+    gateway: httpx.Client, reader: Reader, other_reader: Reader, fake_gemini: httpx.Client
+):
     put(gateway, reader, FULL)
     put(gateway, other_reader, FULL)
     mine = ask(gateway, reader, "What is a ROS 2 node?")

@@ -46,8 +46,14 @@ def forge(claims: dict, *, key: object, kid: str, alg: str = "EdDSA") -> str:
 
 def real_claims(stack: Stack, reader: Reader, **overrides: object) -> dict:
     now = int(time.time())
-    return {"sub": reader.user_id, "iat": now, "exp": now + 300, "iss": stack.gateway_url,
-            "aud": stack.gateway_url, **overrides}
+    return {
+        "sub": reader.user_id,
+        "iat": now,
+        "exp": now + 300,
+        "iss": stack.gateway_url,
+        "aud": stack.gateway_url,
+        **overrides,
+    }
 
 
 def b64url(data: bytes) -> str:
@@ -56,9 +62,11 @@ def b64url(data: bytes) -> str:
 
 # ---- credentials that work -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("credential", ["session_token", "signed_session_token", "jwt"])
 def test_each_credential_reads_and_updates_the_readers_own_profile(
-        gateway: httpx.Client, reader: Reader, credential: str):
+    gateway: httpx.Client, reader: Reader, credential: str
+):
     headers = bearer(getattr(reader, credential))
     saved = gateway.put("/api/profile/me", headers=headers, json={"ros2_level": "beginner"})
     assert saved.status_code == 200, saved.text
@@ -68,11 +76,16 @@ def test_each_credential_reads_and_updates_the_readers_own_profile(
     assert read.json()["ros2_level"] == "beginner"
 
 
-def test_the_signed_session_cookie_is_accepted_as_a_browser_sends_it(gateway: httpx.Client,
-                                                                     reader: Reader):
+def test_the_signed_session_cookie_is_accepted_as_a_browser_sends_it(
+    gateway: httpx.Client, reader: Reader
+):
     save_profile(gateway, reader, answer_depth="brief")
-    signed_in = auth_request(gateway, "POST", "/api/auth/sign-in/email",
-                             json={"email": reader.email, "password": reader.password})
+    signed_in = auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-in/email",
+        json={"email": reader.email, "password": reader.password},
+    )
     # The Set-Cookie value exactly as Better Auth sent it (percent-encoded signature).
     cookie = signed_in.headers["set-cookie"].split(";")[0]
     assert cookie.startswith("better-auth.session_token=") and "%" in cookie
@@ -101,8 +114,9 @@ def test_anonymous_readers_pass_public_routes_but_not_signed_in_ones(gateway: ht
     assert_unauthorized(gateway.get("/api/profile/me"))
 
 
-def test_a_known_key_costs_no_call_to_the_auth_server(stack: Stack, gateway: httpx.Client,
-                                                     reader: Reader):
+def test_a_known_key_costs_no_call_to_the_auth_server(
+    stack: Stack, gateway: httpx.Client, reader: Reader
+):
     def jwks_fetches() -> int:
         text = (stack.logs / "profile.log").read_text(errors="replace")
         return text.count('"jwks.fetched"') + text.count('"jwks.fetch_failed"')
@@ -117,16 +131,24 @@ def test_a_known_key_costs_no_call_to_the_auth_server(stack: Stack, gateway: htt
 
 # ---- credentials that are refused ----------------------------------------------------------
 
+
 def test_garbage_credentials_are_refused(gateway: httpx.Client):
-    for header in ("Bearer nonsense", "Bearer", "Bearer a.b.c", "Bearer " + "x" * 5000,
-                   "Basic dXNlcjpwYXNz", "Bearer eyJhbGciOiJFZERTQSJ9.e30.AAAA"):
+    for header in (
+        "Bearer nonsense",
+        "Bearer",
+        "Bearer a.b.c",
+        "Bearer " + "x" * 5000,
+        "Basic dXNlcjpwYXNz",
+        "Bearer eyJhbGciOiJFZERTQSJ9.e30.AAAA",
+    ):
         assert_unauthorized(me(gateway, {"authorization": header}))
     # Even a public route refuses a bad credential: the client should learn it is signed out.
     assert_unauthorized(gateway.get("/api/profile/options", headers=bearer("nonsense")))
 
 
-def test_a_signed_out_session_token_stops_working_at_once(gateway: httpx.Client, reader: Reader,
-                                                          last_rejection: Callable[[], str]):
+def test_a_signed_out_session_token_stops_working_at_once(
+    gateway: httpx.Client, reader: Reader, last_rejection: Callable[[], str]
+):
     save_profile(gateway, reader, goals="learn ROS 2")
     assert me(gateway, reader.headers).status_code == 200
     signed_out = auth_request(gateway, "POST", "/api/auth/sign-out", headers=reader.headers)
@@ -136,9 +158,9 @@ def test_a_signed_out_session_token_stops_working_at_once(gateway: httpx.Client,
         assert last_rejection() == "unknown_session"
 
 
-def test_a_session_token_with_a_forged_signature_is_refused(gateway: httpx.Client,
-                                                            reader: Reader,
-                                                            last_rejection: Callable[[], str]):
+def test_a_session_token_with_a_forged_signature_is_refused(
+    gateway: httpx.Client, reader: Reader, last_rejection: Callable[[], str]
+):
     forged = reader.session_token + "." + base64.b64encode(b"\0" * 32).decode()
     assert_unauthorized(me(gateway, bearer(forged)))
     assert last_rejection() == "bad_signature"
@@ -147,23 +169,26 @@ def test_a_session_token_with_a_forged_signature_is_refused(gateway: httpx.Clien
     assert_unauthorized(gateway.get("/api/profile/me", headers=cookie))
 
 
-def test_a_jwt_signed_by_another_key_is_refused(stack: Stack, gateway: httpx.Client,
-                                               reader: Reader, last_rejection: Callable[[], str]):
+def test_a_jwt_signed_by_another_key_is_refused(
+    stack: Stack, gateway: httpx.Client, reader: Reader, last_rejection: Callable[[], str]
+):
     real_kid = pyjwt.get_unverified_header(reader.jwt)["kid"]
     attacker = Ed25519PrivateKey.generate()
     # Claiming the real key's id: the signature check fails.
-    assert_unauthorized(me(gateway, bearer(
-        forge(real_claims(stack, reader), key=attacker, kid=real_kid))))
+    assert_unauthorized(
+        me(gateway, bearer(forge(real_claims(stack, reader), key=attacker, kid=real_kid)))
+    )
     assert last_rejection() == "InvalidSignatureError"
     # Claiming a key id the auth server never issued: refused after the key set is rechecked.
-    assert_unauthorized(me(gateway, bearer(
-        forge(real_claims(stack, reader), key=attacker, kid=uuid.uuid4().hex))))
+    assert_unauthorized(
+        me(gateway, bearer(forge(real_claims(stack, reader), key=attacker, kid=uuid.uuid4().hex)))
+    )
     assert last_rejection() == "unknown_kid"
 
 
-def test_alg_none_and_other_algorithms_are_refused(stack: Stack, gateway: httpx.Client,
-                                                  reader: Reader,
-                                                  last_rejection: Callable[[], str]):
+def test_alg_none_and_other_algorithms_are_refused(
+    stack: Stack, gateway: httpx.Client, reader: Reader, last_rejection: Callable[[], str]
+):
     kid = pyjwt.get_unverified_header(reader.jwt)["kid"]
     unsigned = forge(real_claims(stack, reader), key=None, kid=kid, alg="none")
     assert unsigned.endswith(".")
@@ -176,8 +201,13 @@ def test_alg_none_and_other_algorithms_are_refused(stack: Stack, gateway: httpx.
     assert last_rejection() == "algorithm"
 
 
-def test_a_tampered_payload_is_refused(stack: Stack, gateway: httpx.Client, reader: Reader,
-                                       other_reader: Reader, last_rejection: Callable[[], str]):
+def test_a_tampered_payload_is_refused(
+    stack: Stack,
+    gateway: httpx.Client,
+    reader: Reader,
+    other_reader: Reader,
+    last_rejection: Callable[[], str],
+):
     save_profile(gateway, other_reader, goals="B's secret goals")
     header, payload, signature = reader.jwt.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -191,8 +221,10 @@ def test_a_tampered_payload_is_refused(stack: Stack, gateway: httpx.Client, read
 
 # ---- the reader id a service sees ----------------------------------------------------------
 
-def test_a_client_sent_x_user_id_never_reaches_a_service(gateway: httpx.Client, reader: Reader,
-                                                         other_reader: Reader):
+
+def test_a_client_sent_x_user_id_never_reaches_a_service(
+    gateway: httpx.Client, reader: Reader, other_reader: Reader
+):
     save_profile(gateway, other_reader, goals="only B may read this")
     spoof = {"x-user-id": other_reader.user_id}
     # Anonymous: the spoofed id is dropped, so the service sees nobody.
@@ -208,6 +240,7 @@ def test_a_client_sent_x_user_id_never_reaches_a_service(gateway: httpx.Client, 
 
 
 # ---- the strict stack: the real server's own JWTs, expired or for another audience ----------
+
 
 def test_real_jwts_for_another_audience_and_expired_ones_are_refused(strict_stack: Stack):
     with httpx.Client(base_url=strict_stack.gateway_url, timeout=30.0) as gateway:

@@ -21,13 +21,17 @@ def ingest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def local_stack(make_stack: Callable[..., Stack], shared_dir: Path, ingest_root: Path) -> Stack:
     """Its own database and Qdrant folder (every make_stack stack has both)."""
-    env = {"EMBEDDINGS_PROVIDER": "local",
-           "RETRIEVAL_INGEST_ROOTS": f"{shared_dir / 'corpus'},{ingest_root}"}
+    env = {
+        "EMBEDDINGS_PROVIDER": "local",
+        "RETRIEVAL_INGEST_ROOTS": f"{shared_dir / 'corpus'},{ingest_root}",
+    }
     return make_stack("retrieval-local", services=("retrieval", "profile"), extra_env=env)
 
 
 @pytest.fixture(scope="session")
 def corpora(local_stack: Stack, shared_dir: Path) -> dict[str, dict]:
     """Both shared corpora ingested (slow the first time: every chunk is embedded on the CPU)."""
-    return {name: upload_source(local_stack, shared_dir / "corpus" / name, name, timeout=7200)
-            for name in ("gazebo", "ros2")}
+    return {
+        name: upload_source(local_stack, shared_dir / "corpus" / name, name, timeout=7200)
+        for name in ("gazebo", "ros2")
+    }

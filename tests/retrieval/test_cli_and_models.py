@@ -15,9 +15,14 @@ from lectern_dev.stack import REPO_ROOT, Stack, StackError
 
 def lectern(*args: str, stack: Stack) -> subprocess.CompletedProcess:
     env = {**os.environ, "ADMIN_TOKEN": stack.secrets["ADMIN_TOKEN"], "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "lectern_dev.cli", *args,
-                           "--url", stack.gateway_url], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "lectern_dev.cli", *args, "--url", stack.gateway_url],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_lectern_ingest_prints_a_summary(local_stack: Stack, tmp_path: Path) -> None:
@@ -46,12 +51,27 @@ def test_lectern_ingest_reports_errors(local_stack: Stack, tmp_path: Path) -> No
 def test_lectern_eval_prints_recall_table(local_stack: Stack, tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "fizz.md").write_text("# Fizz\n\nThe fizzlepop valve opens at noon.\n")
-    assert lectern("ingest", str(tmp_path / "docs"), "--source", "clieval",
-                   stack=local_stack).returncode == 0
+    assert (
+        lectern(
+            "ingest", str(tmp_path / "docs"), "--source", "clieval", stack=local_stack
+        ).returncode
+        == 0
+    )
     gold = tmp_path / "gold.jsonl"
-    gold.write_text(json.dumps({
-        "id": "t1", "corpus": "cli", "kind": "factual", "question": "when does the fizzlepop "
-        "valve open?", "source": "fizz.md", "section": "Fizz", "evidence": "valve opens"}) + "\n")
+    gold.write_text(
+        json.dumps(
+            {
+                "id": "t1",
+                "corpus": "cli",
+                "kind": "factual",
+                "question": "when does the fizzlepop valve open?",
+                "source": "fizz.md",
+                "section": "Fizz",
+                "evidence": "valve opens",
+            }
+        )
+        + "\n"
+    )
     result = lectern("eval", "--gold", str(gold), "--json", stack=local_stack)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

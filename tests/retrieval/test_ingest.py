@@ -48,35 +48,49 @@ Start the calibration with:
 
 PAGES = {
     "a.md": "---\ntitle: Alpha page\n---\n\n# Alpha\n\nThe flibbertigibbet spins clockwise.\n\n"
-            "## Second\n\nA wobblecrank holds the flibbertigibbet in place.\n",
+    "## Second\n\nA wobblecrank holds the flibbertigibbet in place.\n",
     "guide/b.md": "# Beta\n\nPlinthwards motion is slow.\n\n## Tuning\n\nSet the glarb gain "
-                  "to three.\n\n## Limits\n\nNever exceed the snorkel limit.\n",
+    "to three.\n\n## Limits\n\nNever exceed the snorkel limit.\n",
 }
 
 
-def upload(stack: Stack, source: str, files: dict[str, bytes | str], **data: str
-           ) -> httpx.Response:
-    parts = [("files", (path, body.encode() if isinstance(body, str) else body,
-                        "application/octet-stream")) for path, body in files.items()]
-    return httpx.post(f"{stack.gateway_url}/api/admin/ingest", data={"source": source, **data},
-                      files=parts, headers=admin_headers(stack), timeout=300)
+def upload(stack: Stack, source: str, files: dict[str, bytes | str], **data: str) -> httpx.Response:
+    parts = [
+        (
+            "files",
+            (path, body.encode() if isinstance(body, str) else body, "application/octet-stream"),
+        )
+        for path, body in files.items()
+    ]
+    return httpx.post(
+        f"{stack.gateway_url}/api/admin/ingest",
+        data={"source": source, **data},
+        files=parts,
+        headers=admin_headers(stack),
+        timeout=300,
+    )
 
 
 def chapter(stack: Stack, chapter_id: str) -> httpx.Response:
-    return httpx.get(f"{stack.config.url('retrieval')}/internal/chapters/{chapter_id}",
-                     headers=internal_headers(stack))
+    return httpx.get(
+        f"{stack.config.url('retrieval')}/internal/chapters/{chapter_id}",
+        headers=internal_headers(stack),
+    )
 
 
 def search(stack: Stack, query: str, **body) -> list[dict]:
-    response = httpx.post(f"{stack.gateway_url}/api/search",
-                          json={"query": query, "top_k": 10, **body})
+    response = httpx.post(
+        f"{stack.gateway_url}/api/search", json={"query": query, "top_k": 10, **body}
+    )
     assert response.status_code == 200, response.text
     return response.json()["results"]
 
 
 def chunk_ids(stack: Stack, chapter_id: str) -> set[str]:
-    return {r["chunk_id"] for r in search(stack, "flibbertigibbet glarb snorkel plinthwards",
-                                          chapter_id=chapter_id)}
+    return {
+        r["chunk_id"]
+        for r in search(stack, "flibbertigibbet glarb snorkel plinthwards", chapter_id=chapter_id)
+    }
 
 
 def chapter_ids(stack: Stack) -> set[str]:
@@ -93,11 +107,19 @@ def test_rst_is_cleaned_and_structured(local_stack: Stack) -> None:
     text = body["text"]
     assert "```bash\nros2 run zorb calibrate --axis pitch\n```" in text
     assert "Note:" in text and "Power the zorbometer down" in text
-    for boilerplate in ("redirect-from", "Old/Place", "contents::", "toctree", "Secret-Page",
-                        "_calibration"):
+    for boilerplate in (
+        "redirect-from",
+        "Old/Place",
+        "contents::",
+        "toctree",
+        "Secret-Page",
+        "_calibration",
+    ):
         assert boilerplate not in text
-    assert [s["heading"] for s in body["sections"]] == ["Calibrating the zorbometer",
-                                                        "Running the calibration"]
+    assert [s["heading"] for s in body["sections"]] == [
+        "Calibrating the zorbometer",
+        "Running the calibration",
+    ]
     hit = search(local_stack, "how do I calibrate the zorbometer pitch axis")[0]
     assert hit["chapter_id"] == "rstdoc--howto--zorb"
     assert hit["section"] == "Running the calibration"
@@ -110,14 +132,16 @@ def test_a_new_title_re_embeds_chunks_whose_passages_it_changes(local_stack: Sta
     first = upload(local_stack, "retitle", {"x.md": f"---\ntitle: Short\n---\n\n{body}"}).json()
     ids = chunk_ids(local_stack, "retitle--x")
     long_title = "A very long title " + "with many many words " * 8
-    again = upload(local_stack, "retitle",
-                   {"x.md": f"---\ntitle: {long_title}\n---\n\n{body}"}).json()
+    again = upload(
+        local_stack, "retitle", {"x.md": f"---\ntitle: {long_title}\n---\n\n{body}"}
+    ).json()
     assert chunk_ids(local_stack, "retitle--x") == ids  # the same chunk, kept
     assert again["updated"] == 1 and again["embeddings_computed"] == first["chunks"] == 1
-    dense = httpx.post(f"{local_stack.config.url('retrieval')}/internal/search",
-                       json={"query": "zorbometer gantry quux", "mode": "dense",
-                             "chapter_id": "retitle--x"},
-                       headers=internal_headers(local_stack)).json()["results"]
+    dense = httpx.post(
+        f"{local_stack.config.url('retrieval')}/internal/search",
+        json={"query": "zorbometer gantry quux", "mode": "dense", "chapter_id": "retitle--x"},
+        headers=internal_headers(local_stack),
+    ).json()["results"]
     assert [r["chunk_id"] for r in dense] == sorted(ids)
 
 
@@ -146,8 +170,11 @@ def test_reingest_is_incremental(local_stack: Stack) -> None:
     assert "incr--c" not in chapter_ids(local_stack)
     texts = [r["text"] for r in search(local_stack, "glarb gain", chapter_id="incr--guide--b")]
     assert any("seven" in t for t in texts) and not any("three" in t for t in texts)
-    assert not [r for r in search(local_stack, "zorbometer quuxification")
-                if r["chapter_id"].startswith("incr--") and "zorbometer" in r["text"]]
+    assert not [
+        r
+        for r in search(local_stack, "zorbometer quuxification")
+        if r["chapter_id"].startswith("incr--") and "zorbometer" in r["text"]
+    ]
 
 
 def test_folder_ingest_inside_allowed_roots(local_stack: Stack, ingest_root: Path) -> None:
@@ -158,9 +185,12 @@ def test_folder_ingest_inside_allowed_roots(local_stack: Stack, ingest_root: Pat
     (folder / "notes.txt").write_text("ignored: not a document")
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "x.md").write_text("# Hidden\n")
-    response = httpx.post(f"{local_stack.gateway_url}/api/admin/ingest-path",
-                          json={"source": "mini", "path": str(folder)},
-                          headers=admin_headers(local_stack), timeout=300)
+    response = httpx.post(
+        f"{local_stack.gateway_url}/api/admin/ingest-path",
+        json={"source": "mini", "path": str(folder)},
+        headers=admin_headers(local_stack),
+        timeout=300,
+    )
     assert response.status_code == 200, response.text
     assert response.json()["files"] == 2
     assert {"mini--intro", "mini--part--deep"} <= chapter_ids(local_stack)
@@ -168,12 +198,16 @@ def test_folder_ingest_inside_allowed_roots(local_stack: Stack, ingest_root: Pat
 
 
 @pytest.mark.parametrize("path", ["/etc", "/work/main/../main", "{root}/../..", "relative/path"])
-def test_folder_outside_allowed_roots_is_refused(local_stack: Stack, ingest_root: Path,
-                                                path: str) -> None:
+def test_folder_outside_allowed_roots_is_refused(
+    local_stack: Stack, ingest_root: Path, path: str
+) -> None:
     before = chapter_ids(local_stack)
-    response = httpx.post(f"{local_stack.gateway_url}/api/admin/ingest-path",
-                          json={"source": "outside", "path": path.format(root=ingest_root)},
-                          headers=admin_headers(local_stack), timeout=60)
+    response = httpx.post(
+        f"{local_stack.gateway_url}/api/admin/ingest-path",
+        json={"source": "outside", "path": path.format(root=ingest_root)},
+        headers=admin_headers(local_stack),
+        timeout=60,
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "path_not_allowed"
     assert chapter_ids(local_stack) == before
@@ -184,9 +218,12 @@ def test_symlink_out_of_the_root_is_refused(local_stack: Stack, ingest_root: Pat
     folder.mkdir()
     (folder / "ok.md").write_text("# Fine\n\ntext\n")
     (folder / "passwd.md").symlink_to("/etc/passwd")
-    response = httpx.post(f"{local_stack.gateway_url}/api/admin/ingest-path",
-                          json={"source": "linky", "path": str(folder)},
-                          headers=admin_headers(local_stack), timeout=60)
+    response = httpx.post(
+        f"{local_stack.gateway_url}/api/admin/ingest-path",
+        json={"source": "linky", "path": str(folder)},
+        headers=admin_headers(local_stack),
+        timeout=60,
+    )
     assert response.status_code == 403
     assert "linky--ok" not in chapter_ids(local_stack)
 
@@ -195,8 +232,10 @@ BAD_UPLOADS = {
     "binary": ({"good.md": "# Good\n\nfine", "image.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00"}, 415),
     "not utf-8": ({"good.md": "# Good\n\nfine", "latin.md": "caf\xe9".encode("latin-1")}, 415),
     "unsupported type": ({"good.md": "# Good\n\nfine", "pic.png": b"PNG"}, 415),
-    "bad front matter": ({"good.md": "# Good\n\nfine", "fm.md": "---\ntitle: [oops\n---\n# X"},
-                         422),
+    "bad front matter": (
+        {"good.md": "# Good\n\nfine", "fm.md": "---\ntitle: [oops\n---\n# X"},
+        422,
+    ),
     "path traversal": ({"good.md": "# Good\n\nfine", "../escape.md": "# Escape"}, 422),
     "absolute path": ({"good.md": "# Good\n\nfine", "/etc/x.md": "# X"}, 422),
     "same chapter twice": ({"good.md": "# Good\n\nfine", "good.mdx": "# Again"}, 422),
@@ -214,8 +253,9 @@ def test_bad_upload_is_refused_and_changes_nothing(local_stack: Stack, case: str
     error = response.json()["error"]
     assert error["code"] and error["message"]
     assert chapter(local_stack, "guarded--good").json() == before
-    assert not [c for c in chapter_ids(local_stack)
-                if c.startswith("guarded--") and c != "guarded--good"]
+    assert not [
+        c for c in chapter_ids(local_stack) if c.startswith("guarded--") and c != "guarded--good"
+    ]
 
 
 def test_malformed_requests_are_refused(local_stack: Stack) -> None:
@@ -223,11 +263,15 @@ def test_malformed_requests_are_refused(local_stack: Stack) -> None:
     headers = admin_headers(local_stack)
     not_multipart = httpx.post(url, json={"source": "x"}, headers=headers)
     assert not_multipart.status_code == 415
-    broken = httpx.post(url, content=b"--xyz\r\ngarbage", headers={
-        **headers, "content-type": "multipart/form-data; boundary=xyz"})
+    broken = httpx.post(
+        url,
+        content=b"--xyz\r\ngarbage",
+        headers={**headers, "content-type": "multipart/form-data; boundary=xyz"},
+    )
     assert broken.status_code in (400, 422)
-    no_files = httpx.post(url, data={"source": "x"}, files=[("other", ("a", b"", "text/plain"))],
-                          headers=headers)
+    no_files = httpx.post(
+        url, data={"source": "x"}, files=[("other", ("a", b"", "text/plain"))], headers=headers
+    )
     assert no_files.status_code == 422
     bad_source = upload(local_stack, "Bad Source!", {"a.md": "# A"})
     assert bad_source.status_code == 422

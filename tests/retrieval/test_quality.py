@@ -33,7 +33,8 @@ async def _chunk_rows(database_url: str) -> list[dict]:
         rows = await conn.fetch(
             """SELECT c.chunk_id::text AS chunk_id, d.source_path, c.section, c.text
                  FROM retrieval.chunks c JOIN retrieval.documents d USING (chapter_id)
-                WHERE d.source IN ('gazebo', 'ros2')""")
+                WHERE d.source IN ('gazebo', 'ros2')"""
+        )
     finally:
         await conn.close()
     return [dict(r) for r in rows]
@@ -73,8 +74,7 @@ def reports(local_stack: Stack, corpora: dict, gold: list[dict]) -> tuple[Report
     assert corpora["gazebo"]["chunks"] + corpora["ros2"]["chunks"] > 3000
     with httpx.Client(base_url=local_stack.gateway_url, timeout=30.0) as client:
         hybrid = evaluate(gold, http_search(client))
-    baseline = evaluate(gold, PlainBM25(asyncio.run(_chunk_rows(local_stack.database_url)))
-                        .search)
+    baseline = evaluate(gold, PlainBM25(asyncio.run(_chunk_rows(local_stack.database_url))).search)
     print(format_report(hybrid, "hybrid (gateway /api/search)"))
     print(format_report(baseline, "plain BM25 baseline"))
     assert hybrid.overall.n == 27
@@ -97,8 +97,9 @@ def recall5(report: Report) -> float:
     return report.overall.as_dict()["recall@5"]
 
 
-def test_unchanged_reingest_computes_nothing(local_stack: Stack, corpora: dict,
-                                             shared_dir: Path) -> None:
+def test_unchanged_reingest_computes_nothing(
+    local_stack: Stack, corpora: dict, shared_dir: Path
+) -> None:
     for name, first in corpora.items():
         again = upload_source(local_stack, shared_dir / "corpus" / name, name)
         assert again["embeddings_computed"] == 0

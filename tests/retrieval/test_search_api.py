@@ -27,8 +27,10 @@ def test_book_ingest_summary_and_reingest_is_free(stack: Stack, book: dict) -> N
 
 
 def test_search_finds_the_right_chapter(gateway: httpx.Client, book: dict) -> None:
-    response = gateway.post("/api/search", json={
-        "query": "what does the zero moment point tell a walking robot?", "top_k": 3})
+    response = gateway.post(
+        "/api/search",
+        json={"query": "what does the zero moment point tell a walking robot?", "top_k": 3},
+    )
     assert response.status_code == 200
     results = response.json()["results"]
     assert 1 <= len(results) <= 3
@@ -38,25 +40,40 @@ def test_search_finds_the_right_chapter(gateway: httpx.Client, book: dict) -> No
     assert top["url"] == "/docs/08-humanoid-locomotion"
     assert top["title"] == "Humanoid Locomotion"
     assert "zero moment point" in top["text"].lower()
-    assert set(top) == {"chunk_id", "chapter_id", "title", "section", "url", "source_path",
-                        "text", "score"}
+    assert set(top) == {
+        "chunk_id",
+        "chapter_id",
+        "title",
+        "section",
+        "url",
+        "source_path",
+        "text",
+        "score",
+    }
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
 
 
 def test_mdx_imports_and_jsx_are_stripped_code_kept(gateway: httpx.Client, book: dict) -> None:
-    results = gateway.post("/api/search", json={
-        "query": "left knee revolute joint limits URDF", "top_k": 10,
-        "chapter_id": "book--04-robot-description"}).json()["results"]
+    results = gateway.post(
+        "/api/search",
+        json={
+            "query": "left knee revolute joint limits URDF",
+            "top_k": 10,
+            "chapter_id": "book--04-robot-description",
+        },
+    ).json()["results"]
     assert results and all(r["chapter_id"] == "book--04-robot-description" for r in results)
     text = "\n".join(r["text"] for r in results)
-    assert "<joint name=\"left_knee\" type=\"revolute\">" in text
+    assert '<joint name="left_knee" type="revolute">' in text
     assert "import Tabs" not in text and "<TabItem" not in text and "</Tabs>" not in text
 
 
 def test_chapter_filter_limits_results(gateway: httpx.Client, book: dict) -> None:
-    results = gateway.post("/api/search", json={
-        "query": "PID gains tuning", "top_k": 5, "chapter_id": "book--10-safety"}).json()
+    results = gateway.post(
+        "/api/search",
+        json={"query": "PID gains tuning", "top_k": 5, "chapter_id": "book--10-safety"},
+    ).json()
     assert results["results"]
     assert {r["chapter_id"] for r in results["results"]} == {"book--10-safety"}
 
@@ -67,16 +84,23 @@ def test_unknown_chapter_filter_is_404(gateway: httpx.Client, book: dict) -> Non
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_chapters_list_and_internal_chapter(stack: Stack, gateway: httpx.Client,
-                                            book: dict) -> None:
+def test_chapters_list_and_internal_chapter(
+    stack: Stack, gateway: httpx.Client, book: dict
+) -> None:
     chapters = gateway.get("/api/chapters").json()["chapters"]
     ids = [c["id"] for c in chapters]
     assert "book--02-ros2-nodes" in ids
     nodes = next(c for c in chapters if c["id"] == "book--02-ros2-nodes")
-    assert nodes == {"id": "book--02-ros2-nodes", "title": "Nodes, Topics and Services",
-                     "url": "/docs/02-ros2-nodes", "source_path": "02-ros2-nodes.md"}
-    response = httpx.get(f"{stack.config.url('retrieval')}/internal/chapters/book--02-ros2-nodes",
-                         headers=internal_headers(stack))
+    assert nodes == {
+        "id": "book--02-ros2-nodes",
+        "title": "Nodes, Topics and Services",
+        "url": "/docs/02-ros2-nodes",
+        "source_path": "02-ros2-nodes.md",
+    }
+    response = httpx.get(
+        f"{stack.config.url('retrieval')}/internal/chapters/book--02-ros2-nodes",
+        headers=internal_headers(stack),
+    )
     assert response.status_code == 200
     chapter = response.json()
     assert chapter["source"] == "book"
@@ -95,25 +119,34 @@ def test_internal_routes_are_not_public(stack: Stack, gateway: httpx.Client, boo
 
 def test_unknown_chapter_is_404(stack: Stack) -> None:
     for chapter_id in ("book--missing", "NOT VALID"):
-        response = httpx.get(f"{stack.config.url('retrieval')}/internal/chapters/{chapter_id}",
-                             headers=internal_headers(stack))
+        response = httpx.get(
+            f"{stack.config.url('retrieval')}/internal/chapters/{chapter_id}",
+            headers=internal_headers(stack),
+        )
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
 
 def test_internal_search_allows_larger_top_k(stack: Stack, book: dict) -> None:
-    response = httpx.post(f"{stack.config.url('retrieval')}/internal/search",
-                          json={"query": "robot", "top_k": 30}, headers=internal_headers(stack))
+    response = httpx.post(
+        f"{stack.config.url('retrieval')}/internal/search",
+        json={"query": "robot", "top_k": 30},
+        headers=internal_headers(stack),
+    )
     assert response.status_code == 200
     assert 10 < len(response.json()["results"]) <= 30
 
 
 def test_admin_ingest_needs_the_admin_token(stack: Stack, gateway: httpx.Client) -> None:
     files = [("files", ("a.md", b"# A\n\ntext", "text/markdown"))]
-    for headers in ({}, {"authorization": "Bearer wrong"},
-                    {"authorization": f"Basic {stack.secrets['ADMIN_TOKEN']}"}):
-        response = gateway.post("/api/admin/ingest", data={"source": "x"}, files=files,
-                                headers=headers)
+    for headers in (
+        {},
+        {"authorization": "Bearer wrong"},
+        {"authorization": f"Basic {stack.secrets['ADMIN_TOKEN']}"},
+    ):
+        response = gateway.post(
+            "/api/admin/ingest", data={"source": "x"}, files=files, headers=headers
+        )
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
     assert "x--a" not in [c["id"] for c in gateway.get("/api/chapters").json()["chapters"]]

@@ -51,17 +51,20 @@ def outcome_count(stack: Stack, kind: str, outcome: str) -> float:
     """lectern_summary_outcomes_total{kind, outcome} on the gateway's summary replica."""
     text = httpx.get(f"{stack.config.url('summary')}/metrics").text
     line = f'lectern_summary_outcomes_total{{kind="{kind}",outcome="{outcome}"}} '
-    return next((float(row[len(line):]) for row in text.splitlines() if row.startswith(line)),
-                0.0)
+    return next((float(row[len(line) :]) for row in text.splitlines() if row.startswith(line)), 0.0)
 
 
 def ingest(stack: Stack, source: str, files: dict[str, str]) -> dict:
     """Upload `files` (path -> text) as the whole of `source` through the admin API."""
     with httpx.Client(base_url=stack.gateway_url, timeout=120.0) as client:
         response = client.post(
-            "/api/admin/ingest", headers=admin_headers(stack), data={"source": source},
-            files=[("files", (path, text.encode(), "text/markdown"))
-                   for path, text in files.items()])
+            "/api/admin/ingest",
+            headers=admin_headers(stack),
+            data={"source": source},
+            files=[
+                ("files", (path, text.encode(), "text/markdown")) for path, text in files.items()
+            ],
+        )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -82,9 +85,13 @@ def run_sql(stack: Stack, sql: str, *args: object) -> list[dict]:
 
 
 def stored(stack: Stack, chapter_id: str) -> list[dict]:
-    return run_sql(stack, """SELECT kind, audience, content_hash, body, hit_count, model
+    return run_sql(
+        stack,
+        """SELECT kind, audience, content_hash, body, hit_count, model
                              FROM summary.generations WHERE chapter_id = $1
-                             ORDER BY kind, audience""", chapter_id)
+                             ORDER BY kind, audience""",
+        chapter_id,
+    )
 
 
 CORPUS_SOURCE = "summary-gazebo"
@@ -99,8 +106,9 @@ def corpus_chapters(stack: Stack, shared_dir: Path) -> list[dict]:
     root = shared_dir / "corpus" / "gazebo"
     ingest(stack, CORPUS_SOURCE, {path: (root / path).read_text() for path in CORPUS_FILES})
     chapters = []
-    with httpx.Client(base_url=stack.config.url("retrieval"),
-                      headers=internal_headers(stack)) as retrieval:
+    with httpx.Client(
+        base_url=stack.config.url("retrieval"), headers=internal_headers(stack)
+    ) as retrieval:
         for path in CORPUS_FILES:
             response = retrieval.get(f"/internal/chapters/{chapter_id_of(CORPUS_SOURCE, path)}")
             assert response.status_code == 200, response.text
@@ -139,9 +147,12 @@ class Replica:
 
 def start_replica(stack: Stack, name: str, env: dict[str, str]) -> Replica:
     port = free_port()
-    process = Process(name, [sys.executable, "-m", "lectern_summary"],
-                      env={**stack.service_env(), "SUMMARY_PORT": str(port), **env},
-                      log=stack.logs / f"{name}.log")
+    process = Process(
+        name,
+        [sys.executable, "-m", "lectern_summary"],
+        env={**stack.service_env(), "SUMMARY_PORT": str(port), **env},
+        log=stack.logs / f"{name}.log",
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         assert process.alive(), process.tail()
@@ -159,9 +170,16 @@ def start_replica(stack: Stack, name: str, env: dict[str, str]) -> Replica:
 def replica(stack: Stack) -> Iterator[Replica]:
     """Replica B, with model timeouts of 2 s (so a slow model can be shown to time out) and
     SSE keep-alive comments every 0.3 s."""
-    r = start_replica(stack, "summary-b", {
-        "SUMMARY_GEMINI_FIRST_TOKEN_TIMEOUT_S": "2", "SUMMARY_GEMINI_BETWEEN_TOKENS_TIMEOUT_S": "2",
-        "SUMMARY_GEMINI_REQUEST_TIMEOUT_S": "2", "SUMMARY_SSE_KEEPALIVE_S": "0.3"})
+    r = start_replica(
+        stack,
+        "summary-b",
+        {
+            "SUMMARY_GEMINI_FIRST_TOKEN_TIMEOUT_S": "2",
+            "SUMMARY_GEMINI_BETWEEN_TOKENS_TIMEOUT_S": "2",
+            "SUMMARY_GEMINI_REQUEST_TIMEOUT_S": "2",
+            "SUMMARY_SSE_KEEPALIVE_S": "0.3",
+        },
+    )
     yield r
     r.process.stop()
 

@@ -47,7 +47,8 @@ def offline_chapter(offline: Stack) -> str:
 
 
 def test_offline_summary_is_extractive_labelled_and_not_cached(
-        offline_gateway: httpx.Client, offline_chapter: str, offline: Stack):
+    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack
+):
     url = f"/api/summary/chapters/{offline_chapter}"
     first = offline_gateway.get(url)
     assert first.status_code == 200, first.text
@@ -63,13 +64,16 @@ def test_offline_summary_is_extractive_labelled_and_not_cached(
 
 
 def test_offline_personalized_is_the_chapter_as_written(
-        offline_gateway: httpx.Client, offline_chapter: str, offline: Stack):
+    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack
+):
     reader = new_reader(offline_gateway)
-    profile = offline_gateway.put("/api/profile/me", headers=reader.headers,
-                                  json={"python_level": "beginner"})
+    profile = offline_gateway.put(
+        "/api/profile/me", headers=reader.headers, json={"python_level": "beginner"}
+    )
     assert profile.status_code == 200, profile.text
-    response = offline_gateway.post(f"/api/summary/chapters/{offline_chapter}/personalized",
-                                    headers=reader.headers)
+    response = offline_gateway.post(
+        f"/api/summary/chapters/{offline_chapter}/personalized", headers=reader.headers
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == "extractive" and body["cached"] is False
@@ -78,9 +82,11 @@ def test_offline_personalized_is_the_chapter_as_written(
     assert stored(offline, offline_chapter) == []
 
 
-def test_offline_translation_is_refused_plainly(offline_gateway: httpx.Client,
-                                                offline_chapter: str):
-    response = offline_gateway.post(f"/api/summary/chapters/{offline_chapter}/translation",
-                                    json={"language": "ur"})
+def test_offline_translation_is_refused_plainly(
+    offline_gateway: httpx.Client, offline_chapter: str
+):
+    response = offline_gateway.post(
+        f"/api/summary/chapters/{offline_chapter}/translation", json={"language": "ur"}
+    )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "llm_unavailable"

@@ -24,11 +24,20 @@ from tests.summary.conftest import (
 )
 from tests.support.readers import Reader, new_reader
 
-BEGINNER_SIM = {"python_level": "beginner", "cpp_level": "none", "ai_ml_level": "none",
-                "ros2_level": "none", "hardware_access": "simulation_only"}
-ADVANCED_ROBOT = {"python_level": "advanced", "cpp_level": "advanced",
-                  "ai_ml_level": "advanced", "ros2_level": "advanced",
-                  "hardware_access": "physical_robot"}
+BEGINNER_SIM = {
+    "python_level": "beginner",
+    "cpp_level": "none",
+    "ai_ml_level": "none",
+    "ros2_level": "none",
+    "hardware_access": "simulation_only",
+}
+ADVANCED_ROBOT = {
+    "python_level": "advanced",
+    "cpp_level": "advanced",
+    "ai_ml_level": "advanced",
+    "ros2_level": "advanced",
+    "hardware_access": "physical_robot",
+}
 STREAM = {"accept": "text/event-stream"}
 
 
@@ -41,8 +50,10 @@ def reader_with(gateway: httpx.Client, profile: dict) -> Reader:
 
 @pytest.fixture(scope="module")
 def beginners(gateway: httpx.Client) -> tuple[Reader, Reader]:
-    return (reader_with(gateway, BEGINNER_SIM),
-            reader_with(gateway, {**BEGINNER_SIM, "goals": "build a walking robot"}))
+    return (
+        reader_with(gateway, BEGINNER_SIM),
+        reader_with(gateway, {**BEGINNER_SIM, "goals": "build a walking robot"}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +61,13 @@ def expert(gateway: httpx.Client) -> Reader:
     return reader_with(gateway, ADVANCED_ROBOT)
 
 
-def personalize(gateway: httpx.Client, chapter_id: str, reader: Reader,
-                headers: dict | None = None) -> httpx.Response:
-    return gateway.post(f"/api/summary/chapters/{chapter_id}/personalized",
-                        headers={**reader.headers, **(headers or {})})
+def personalize(
+    gateway: httpx.Client, chapter_id: str, reader: Reader, headers: dict | None = None
+) -> httpx.Response:
+    return gateway.post(
+        f"/api/summary/chapters/{chapter_id}/personalized",
+        headers={**reader.headers, **(headers or {})},
+    )
 
 
 def assert_stream_shape(events: list[Event]) -> None:
@@ -63,8 +77,9 @@ def assert_stream_shape(events: list[Event]) -> None:
     assert events[-1].name in ("done", "error")
 
 
-def test_readers_of_one_segment_share_one_version(gateway: httpx.Client, fake_gemini, chapter,
-                                                  beginners, expert, stack: Stack):
+def test_readers_of_one_segment_share_one_version(
+    gateway: httpx.Client, fake_gemini, chapter, beginners, expert, stack: Stack
+):
     first = personalize(gateway, chapter["id"], beginners[0])
     assert first.status_code == 200, first.text
     body = first.json()
@@ -83,11 +98,13 @@ def test_readers_of_one_segment_share_one_version(gateway: httpx.Client, fake_ge
     # Only the segment reaches the shared prompt, never one reader's own goals.
     assert all("walking robot" not in c["prompt"] for c in calls)
     assert sorted(r["audience"] for r in stored(stack, chapter["id"])) == sorted(
-        [body["audience"], other["audience"]])
+        [body["audience"], other["audience"]]
+    )
 
 
 def test_stream_has_the_chat_event_order_and_matches_the_stored_text(
-        gateway: httpx.Client, fake_gemini, chapter, beginners):
+    gateway: httpx.Client, fake_gemini, chapter, beginners
+):
     live = personalize(gateway, chapter["id"], beginners[0], STREAM)
     assert live.status_code == 200
     assert live.headers["content-type"].startswith("text/event-stream")
@@ -98,7 +115,10 @@ def test_stream_has_the_chat_event_order_and_matches_the_stored_text(
     assert len(events) > 3  # the model's reply arrived in several pieces
     done = events[-1].data
     assert (done["cached"], done["model"], done["finish_reason"]) == (
-        False, "gemini-2.5-flash", "stop")
+        False,
+        "gemini-2.5-flash",
+        "stop",
+    )
     streamed = "".join(e.data["text"] for e in events if e.name == "token")
 
     cached = personalize(gateway, chapter["id"], beginners[1]).json()
@@ -111,7 +131,8 @@ def test_stream_has_the_chat_event_order_and_matches_the_stored_text(
 
 
 def test_concurrent_streams_get_the_same_text_from_one_model_call(
-        gateway: httpx.Client, fake_gemini, chapter, beginners):
+    gateway: httpx.Client, fake_gemini, chapter, beginners
+):
     fake_gemini.post("/_fake/config", json={"ttft_ms": 500, "token_interval_ms": 20})
     barrier = threading.Barrier(6)
 
@@ -132,7 +153,8 @@ def test_concurrent_streams_get_the_same_text_from_one_model_call(
 
 
 def test_failure_mid_stream_is_an_error_event_and_nothing_is_cached(
-        gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack):
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"fail_after_chunks": 2})
     events = parse_sse(personalize(gateway, chapter["id"], beginners[0], STREAM).text)
     assert_stream_shape(events)
@@ -147,11 +169,15 @@ def test_failure_mid_stream_is_an_error_event_and_nothing_is_cached(
     assert len(stored(stack, chapter["id"])) == 1
 
 
-def test_reader_leaving_mid_stream_does_not_lose_the_text(gateway: httpx.Client, fake_gemini,
-                                                         chapter, beginners, stack: Stack):
+def test_reader_leaving_mid_stream_does_not_lose_the_text(
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"token_interval_ms": 100, "words_per_chunk": 1})
-    with gateway.stream("POST", f"/api/summary/chapters/{chapter['id']}/personalized",
-                        headers={**beginners[0].headers, **STREAM}) as response:
+    with gateway.stream(
+        "POST",
+        f"/api/summary/chapters/{chapter['id']}/personalized",
+        headers={**beginners[0].headers, **STREAM},
+    ) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             if line == "event: token":
@@ -167,12 +193,15 @@ def test_reader_leaving_mid_stream_does_not_lose_the_text(gateway: httpx.Client,
     assert len(model_calls(fake_gemini)) == 1
 
 
-def test_a_quiet_stream_sends_keep_alive_comments(fake_gemini, chapter, beginners,
-                                                  replica: Replica):
+def test_a_quiet_stream_sends_keep_alive_comments(
+    fake_gemini, chapter, beginners, replica: Replica
+):
     fake_gemini.post("/_fake/config", json={"ttft_ms": 1200})
     with replica.client() as client:
-        response = client.post(f"/api/summary/chapters/{chapter['id']}/personalized",
-                               headers={"x-user-id": beginners[0].user_id, **STREAM})
+        response = client.post(
+            f"/api/summary/chapters/{chapter['id']}/personalized",
+            headers={"x-user-id": beginners[0].user_id, **STREAM},
+        )
     assert response.status_code == 200
     body = response.text
     assert ": keep-alive" in body
@@ -182,8 +211,9 @@ def test_a_quiet_stream_sends_keep_alive_comments(fake_gemini, chapter, beginner
     assert events[-1].name == "done"
 
 
-def test_model_failure_before_streaming_as_json(gateway: httpx.Client, fake_gemini, chapter,
-                                                beginners, stack: Stack):
+def test_model_failure_before_streaming_as_json(
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"fail_next": [500, 500, 500]})
     failed = personalize(gateway, chapter["id"], beginners[0])
     assert failed.status_code == 502
@@ -192,19 +222,28 @@ def test_model_failure_before_streaming_as_json(gateway: httpx.Client, fake_gemi
     assert personalize(gateway, chapter["id"], beginners[0]).json()["cached"] is False
 
 
-def test_code_blocks_survive_personalization(gateway: httpx.Client, fake_gemini, beginners,
-                                             stack: Stack, clean_cache):
+def test_code_blocks_survive_personalization(
+    gateway: httpx.Client, fake_gemini, beginners, stack: Stack, clean_cache
+):
     code = "```python\nimport rclpy\nrclpy.init()\n```"
     formula = "$$\n\\tau = J^T F\n$$"
     source, path = "summary-code", "control.md"
-    ingest(stack, source, {path: f"# Control\n\nStart ROS 2.\n\n{code}\n\nTorque:\n\n"
-                                 f"{formula}\n\nDone.\n"})
+    ingest(
+        stack,
+        source,
+        {path: f"# Control\n\nStart ROS 2.\n\n{code}\n\nTorque:\n\n{formula}\n\nDone.\n"},
+    )
     # A model that rewrites the prose, keeps one marker and forgets the other.
-    fake_gemini.post("/_fake/config", json={
-        "default_reply": "# Control\n\nFirst, start ROS 2 like this:\n\n[[CODE 1]]\n\nThat is all.",
-        "words_per_chunk": 1})
-    events = parse_sse(personalize(gateway, chapter_id_of(source, path), beginners[0],
-                                   STREAM).text)
+    fake_gemini.post(
+        "/_fake/config",
+        json={
+            "default_reply": (
+                "# Control\n\nFirst, start ROS 2 like this:\n\n[[CODE 1]]\n\nThat is all."
+            ),
+            "words_per_chunk": 1,
+        },
+    )
+    events = parse_sse(personalize(gateway, chapter_id_of(source, path), beginners[0], STREAM).text)
     assert events[-1].name == "done", events[-1]
     text = "".join(e.data["text"] for e in events if e.name == "token")
     assert code in text and formula in text
@@ -216,15 +255,15 @@ def test_personalized_requires_a_signed_in_reader(gateway: httpx.Client, fake_ge
     anonymous = gateway.post(f"/api/summary/chapters/{chapter['id']}/personalized")
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthorized"
-    forged = gateway.post(f"/api/summary/chapters/{chapter['id']}/personalized",
-                          headers={"authorization": "Bearer not-a-real-token",
-                                   "x-user-id": "someone"})
+    forged = gateway.post(
+        f"/api/summary/chapters/{chapter['id']}/personalized",
+        headers={"authorization": "Bearer not-a-real-token", "x-user-id": "someone"},
+    )
     assert forged.status_code == 401
     assert model_calls(fake_gemini) == []
 
 
-def test_reader_without_profile_is_told_to_make_one(gateway: httpx.Client, fake_gemini,
-                                                    chapter):
+def test_reader_without_profile_is_told_to_make_one(gateway: httpx.Client, fake_gemini, chapter):
     reader = new_reader(gateway)
     response = personalize(gateway, chapter["id"], reader)
     assert response.status_code == 409
@@ -239,15 +278,18 @@ def test_unknown_chapter_personalized_is_404(gateway: httpx.Client, fake_gemini,
 
 
 def test_long_chapter_is_rewritten_in_parts_keeping_every_code_block(
-        fake_gemini, long_chapter, beginners, replica_factory):
+    fake_gemini, long_chapter, beginners, replica_factory
+):
     chapter = long_chapter
     budget = 6000
     small = replica_factory("summary-small-budget-2", SUMMARY_REWRITE_BUDGET_CHARS=str(budget))
     # A model that never writes the markers: the code must come back from the original.
     fake_gemini.post("/_fake/config", json={"default_reply": "Rewritten prose only."})
     with small.client() as client:
-        response = client.post(f"/api/summary/chapters/{chapter['id']}/personalized",
-                               headers={"x-user-id": beginners[0].user_id})
+        response = client.post(
+            f"/api/summary/chapters/{chapter['id']}/personalized",
+            headers={"x-user-id": beginners[0].user_id},
+        )
     assert response.status_code == 200, response.text
     text = response.json()["text"]
     calls = model_calls(fake_gemini)

@@ -23,8 +23,9 @@ from tests.summary.conftest import (
 from tests.support.book import ingest_book
 
 
-def test_second_request_is_served_from_the_cache(gateway: httpx.Client, fake_gemini, chapter,
-                                                 stack: Stack):
+def test_second_request_is_served_from_the_cache(
+    gateway: httpx.Client, fake_gemini, chapter, stack: Stack
+):
     url = f"/api/summary/chapters/{chapter['id']}"
     before = {o: outcome_count(stack, "summary", o) for o in ("generated", "cached")}
     first = gateway.get(url)
@@ -54,12 +55,14 @@ def test_second_request_is_served_from_the_cache(gateway: httpx.Client, fake_gem
 
 
 def test_fifty_concurrent_requests_across_two_replicas_make_one_model_call(
-        gateway: httpx.Client, fake_gemini, chapter, replica: Replica):
+    gateway: httpx.Client, fake_gemini, chapter, replica: Replica
+):
     # A slow model keeps the first generation in flight while the others arrive.
     fake_gemini.post("/_fake/config", json={"ttft_ms": 800})
     url = f"/api/summary/chapters/{chapter['id']}"
     barrier = threading.Barrier(50)
     with replica.client() as direct:
+
         def one(i: int) -> httpx.Response:
             barrier.wait()
             # Half go through the gateway (replica A), half straight to replica B.
@@ -74,8 +77,9 @@ def test_fifty_concurrent_requests_across_two_replicas_make_one_model_call(
     assert len(model_calls(fake_gemini)) == 1
 
 
-def test_changed_chapter_is_generated_anew(gateway: httpx.Client, fake_gemini, stack: Stack,
-                                           clean_cache):
+def test_changed_chapter_is_generated_anew(
+    gateway: httpx.Client, fake_gemini, stack: Stack, clean_cache
+):
     source, path = "summary-change", "guide/joints.md"
     chapter_id = chapter_id_of(source, path)
     ingest(stack, source, {path: "# Joints\n\nA revolute joint rotates about one axis.\n"})
@@ -97,8 +101,9 @@ def test_changed_chapter_is_generated_anew(gateway: httpx.Client, fake_gemini, s
     assert row["content_hash"] != old_row["content_hash"]
 
 
-def test_model_error_is_reported_and_not_cached(gateway: httpx.Client, fake_gemini, chapter,
-                                                stack: Stack):
+def test_model_error_is_reported_and_not_cached(
+    gateway: httpx.Client, fake_gemini, chapter, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"fail_next": [500, 500, 500]})
     url = f"/api/summary/chapters/{chapter['id']}"
     failed = gateway.get(url)
@@ -115,8 +120,9 @@ def test_model_error_is_reported_and_not_cached(gateway: httpx.Client, fake_gemi
     assert len(model_calls(fake_gemini)) == 4
 
 
-def test_rate_limited_model_is_a_clear_retryable_error(gateway: httpx.Client, fake_gemini,
-                                                       chapter, stack: Stack):
+def test_rate_limited_model_is_a_clear_retryable_error(
+    gateway: httpx.Client, fake_gemini, chapter, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"fail_next": [429, 429, 429]})
     failed = gateway.get(f"/api/summary/chapters/{chapter['id']}")
     assert failed.status_code == 503
@@ -125,7 +131,8 @@ def test_rate_limited_model_is_a_clear_retryable_error(gateway: httpx.Client, fa
 
 
 def test_waiters_share_the_holders_failure_without_calling_the_model(
-        gateway: httpx.Client, fake_gemini, chapter, stack: Stack):
+    gateway: httpx.Client, fake_gemini, chapter, stack: Stack
+):
     # Three failures spread over the client's backoff keep the holder busy about 1.5 s.
     fake_gemini.post("/_fake/config", json={"fail_next": [500, 500, 500]})
     url = f"/api/summary/chapters/{chapter['id']}"
@@ -144,9 +151,9 @@ def test_waiters_share_the_holders_failure_without_calling_the_model(
     assert gateway.get(url).json()["cached"] is False
 
 
-def test_model_timeout_gives_504_and_the_next_request_tries_again(fake_gemini, chapter,
-                                                                    replica: Replica,
-                                                                    stack: Stack):
+def test_model_timeout_gives_504_and_the_next_request_tries_again(
+    fake_gemini, chapter, replica: Replica, stack: Stack
+):
     fake_gemini.post("/_fake/config", json={"ttft_ms": 4000})
     url = f"/api/summary/chapters/{chapter['id']}"
     with replica.client() as client:
@@ -182,8 +189,9 @@ def test_waiting_is_bounded(gateway: httpx.Client, fake_gemini, chapter, replica
     assert len(model_calls(fake_gemini)) == 1
 
 
-def test_crashed_lock_holder_does_not_block_the_key(gateway: httpx.Client, fake_gemini,
-                                                    chapter, replica_factory, stack: Stack):
+def test_crashed_lock_holder_does_not_block_the_key(
+    gateway: httpx.Client, fake_gemini, chapter, replica_factory, stack: Stack
+):
     crashing = replica_factory("summary-crash", SUMMARY_LOCK_TTL_S="1")
     fake_gemini.post("/_fake/config", json={"ttft_ms": 3000})
     url = f"/api/summary/chapters/{chapter['id']}"
@@ -205,11 +213,13 @@ def test_crashed_lock_holder_does_not_block_the_key(gateway: httpx.Client, fake_
     assert len(model_calls(fake_gemini)) == 2
 
 
-def test_sample_book_chapters_are_summarised(gateway: httpx.Client, fake_gemini, stack: Stack,
-                                             clean_cache):
+def test_sample_book_chapters_are_summarised(
+    gateway: httpx.Client, fake_gemini, stack: Stack, clean_cache
+):
     ingest_book(stack)
-    chapters = [c for c in gateway.get("/api/chapters").json()["chapters"]
-                if c["id"].startswith("book--")]
+    chapters = [
+        c for c in gateway.get("/api/chapters").json()["chapters"] if c["id"].startswith("book--")
+    ]
     assert chapters
     response = gateway.get(f"/api/summary/chapters/{chapters[0]['id']}")
     assert response.status_code == 200, response.text
@@ -230,13 +240,18 @@ def test_cache_rows_count_hits(gateway: httpx.Client, fake_gemini, chapter, stac
     url = f"/api/summary/chapters/{chapter['id']}"
     for _ in range(4):
         assert gateway.get(url).status_code == 200
-    [row] = run_sql(stack, """SELECT hit_count, last_access_at > generated_at AS touched
-                              FROM summary.generations WHERE chapter_id = $1""", chapter["id"])
+    [row] = run_sql(
+        stack,
+        """SELECT hit_count, last_access_at > generated_at AS touched
+                              FROM summary.generations WHERE chapter_id = $1""",
+        chapter["id"],
+    )
     assert row == {"hit_count": 3, "touched": True}
 
 
 def test_long_chapter_is_summarised_in_parts_within_the_input_budget(
-        fake_gemini, long_chapter, replica_factory, stack: Stack):
+    fake_gemini, long_chapter, replica_factory, stack: Stack
+):
     chapter = long_chapter
     budget = 6000
     assert len(chapter["text"]) > 3 * budget
@@ -250,7 +265,9 @@ def test_long_chapter_is_summarised_in_parts_within_the_input_budget(
     # Each part fits the budget (plus the instructions around it) and every part was read.
     assert all(len(c["prompt"]) < budget + 1000 for c in notes)
     assert {f"part {n} of {len(notes)}" for n in range(1, len(notes) + 1)} <= {
-        line for c in notes for line in c["prompt"].replace("(", "\n").replace(")", "\n")
-        .splitlines()}
+        line
+        for c in notes
+        for line in c["prompt"].replace("(", "\n").replace(")", "\n").splitlines()
+    }
     assert "Part 1:" in final["prompt"] and f"Part {len(notes)}:" in final["prompt"]
     assert response.json()["summary"] == stored(stack, chapter["id"])[0]["body"]

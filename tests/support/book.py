@@ -14,13 +14,19 @@ from tests.support.stack import admin_headers
 BOOK_DIR = REPO_ROOT / "book"
 
 
-def upload_source(stack: Stack, root: Path, source: str, *, url_prefix: str | None = None,
-                  timeout: float = 600.0) -> dict:
+def upload_source(
+    stack: Stack, root: Path, source: str, *, url_prefix: str | None = None, timeout: float = 600.0
+) -> dict:
     """POST /api/admin/ingest with every document of `root`; returns the ingest summary."""
     files = [("files", (path, data, "text/markdown")) for path, data in source_files(root)]
     data = {"source": source, **({"url_prefix": url_prefix} if url_prefix else {})}
-    response = httpx.post(f"{stack.gateway_url}/api/admin/ingest", data=data, files=files,
-                          headers=admin_headers(stack), timeout=timeout)
+    response = httpx.post(
+        f"{stack.gateway_url}/api/admin/ingest",
+        data=data,
+        files=files,
+        headers=admin_headers(stack),
+        timeout=timeout,
+    )
     response.raise_for_status()
     return response.json()
 

@@ -11,8 +11,11 @@ import httpx
 
 # The gateway rate-limits /api/auth/* per client address; tests all come from 127.0.0.1.
 RATE_LIMIT_WAIT_S = 30.0
-AUTH_COOKIE_SUFFIXES = ("better-auth.session_token", "better-auth.session_data",
-                        "better-auth.dont_remember")
+AUTH_COOKIE_SUFFIXES = (
+    "better-auth.session_token",
+    "better-auth.session_data",
+    "better-auth.dont_remember",
+)
 
 
 @dataclass(frozen=True)
@@ -62,17 +65,27 @@ def forget_auth_cookies(gateway: httpx.Client) -> None:
             gateway.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
 
 
-def sign_up(gateway: httpx.Client, *, email: str | None = None,
-            password: str | None = None, name: str = "Test Reader") -> httpx.Response:
+def sign_up(
+    gateway: httpx.Client,
+    *,
+    email: str | None = None,
+    password: str | None = None,
+    name: str = "Test Reader",
+) -> httpx.Response:
     email = email or f"reader-{secrets.token_hex(6)}@example.com"
     password = password or secrets.token_urlsafe(12)
-    return auth_request(gateway, "POST", "/api/auth/sign-up/email",
-                        json={"email": email, "password": password, "name": name})
+    return auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-up/email",
+        json={"email": email, "password": password, "name": name},
+    )
 
 
 def fetch_jwt(gateway: httpx.Client, session_token: str) -> str:
-    response = auth_request(gateway, "GET", "/api/auth/token",
-                            headers={"authorization": f"Bearer {session_token}"})
+    response = auth_request(
+        gateway, "GET", "/api/auth/token", headers={"authorization": f"Bearer {session_token}"}
+    )
     response.raise_for_status()
     return response.json()["token"]
 
@@ -85,7 +98,11 @@ def new_reader(gateway: httpx.Client, *, name: str = "Test Reader") -> Reader:
     response.raise_for_status()
     body = response.json()
     token = body["token"]
-    return Reader(user_id=body["user"]["id"], email=email, password=password,
-                  session_token=token,
-                  signed_session_token=response.headers.get("set-auth-token", token),
-                  gateway=gateway)
+    return Reader(
+        user_id=body["user"]["id"],
+        email=email,
+        password=password,
+        session_token=token,
+        signed_session_token=response.headers.get("set-auth-token", token),
+        gateway=gateway,
+    )

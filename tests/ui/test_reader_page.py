@@ -25,8 +25,13 @@ def test_page_is_served_through_the_gateway_with_a_strict_policy(gateway: httpx.
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
-    for directive in ("default-src 'self'", "script-src 'self'", "connect-src 'self'",
-                      "frame-ancestors 'none'", "object-src 'none'"):
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ):
         assert directive in csp
     assert page.headers["cache-control"] == "no-cache"
     assert page.headers["x-content-type-options"] == "nosniff"
@@ -36,9 +41,14 @@ def test_page_is_served_through_the_gateway_with_a_strict_policy(gateway: httpx.
     assert all(a.startswith(("/static/", "data:", "#")) for a in assets), assets
 
 
-@pytest.mark.parametrize(("path", "kind"), [("/static/app.js", "javascript"),
-                                            ("/static/sse.js", "javascript"),
-                                            ("/static/style.css", "text/css")])
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/static/app.js", "javascript"),
+        ("/static/sse.js", "javascript"),
+        ("/static/style.css", "text/css"),
+    ],
+)
 def test_static_files_are_served_with_their_types(gateway: httpx.Client, path: str, kind: str):
     response = gateway.get(path)
     assert response.status_code == 200
@@ -46,8 +56,10 @@ def test_static_files_are_served_with_their_types(gateway: httpx.Client, path: s
     assert "content-security-policy" in response.headers
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/../pages.py",
-                                  "/static/%2e%2e/pages.py", "/static/..%2fapp.py"])
+@pytest.mark.parametrize(
+    "path",
+    ["/static/nope.js", "/static/../pages.py", "/static/%2e%2e/pages.py", "/static/..%2fapp.py"],
+)
 def test_only_the_page_files_are_served(gateway: httpx.Client, path: str):
     response = gateway.get(path)
     assert response.status_code == 404
@@ -58,24 +70,43 @@ def test_only_the_page_files_are_served(gateway: httpx.Client, path: str):
 def playwright_dir() -> Path:
     """The folder with playwright-core installed (npm ci from the lock file when missing)."""
     if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}. Install Debian's browser with "
-                    "`sudo apt-get install -y chromium` (.ci/run does this), or point "
-                    "CHROMIUM_PATH at a Chromium binary.", pytrace=False)
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}. Install Debian's browser with "
+            "`sudo apt-get install -y chromium` (.ci/run does this), or point "
+            "CHROMIUM_PATH at a Chromium binary.",
+            pytrace=False,
+        )
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed for the browser test (Debian: apt-get install "
-                    "nodejs npm).", pytrace=False)
+        pytest.fail(
+            "node and npm are needed for the browser test (Debian: apt-get install nodejs npm).",
+            pytrace=False,
+        )
     if not (UI_DIR / "node_modules" / "playwright-core" / "package.json").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=UI_DIR, check=True,
-                       timeout=300, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=UI_DIR,
+            check=True,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+        )
     return UI_DIR
 
 
 def run_browser(stack: Stack, out_dir: Path) -> tuple[int, dict, str]:
     proc = subprocess.run(
-        ["node", str(UI_DIR / "reader.test.mjs"), stack.gateway_url,
-         stack.config.url("fake_gemini"), str(out_dir)],
-        cwd=UI_DIR, capture_output=True, text=True, timeout=BROWSER_RUN_TIMEOUT_S,
-        env={**os.environ, "CHROMIUM_PATH": str(CHROMIUM)})
+        [
+            "node",
+            str(UI_DIR / "reader.test.mjs"),
+            stack.gateway_url,
+            stack.config.url("fake_gemini"),
+            str(out_dir),
+        ],
+        cwd=UI_DIR,
+        capture_output=True,
+        text=True,
+        timeout=BROWSER_RUN_TIMEOUT_S,
+        env={**os.environ, "CHROMIUM_PATH": str(CHROMIUM)},
+    )
     lines = proc.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
@@ -94,9 +125,9 @@ def describe_failures(report: dict, stderr: str) -> str:
     return "\n\n".join(parts) or f"no report; stderr:\n{stderr}"
 
 
-def test_a_reader_uses_the_page_in_a_browser(stack: Stack, gateway: httpx.Client,
-                                             book: dict, playwright_dir: Path,
-                                             tmp_path: Path):
+def test_a_reader_uses_the_page_in_a_browser(
+    stack: Stack, gateway: httpx.Client, book: dict, playwright_dir: Path, tmp_path: Path
+):
     code, report, stderr = run_browser(stack, tmp_path)
     assert code == 0, describe_failures(report, stderr)
     names = [c["name"] for c in report["checks"]]

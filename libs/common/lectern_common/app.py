@@ -18,17 +18,28 @@ from lectern_common.settings import ServiceSettings
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
 
-def build_app(settings: ServiceSettings, *, title: str, lifespan: Lifespan,
-              checks: Callable[[Request], dict[str, Check]], version: str = "0.1.0") -> FastAPI:
-    configure_logging(service=settings.service_name, level=settings.log_level,
-                      json=settings.log_json)
-    app = FastAPI(title=title, version=version, lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    lifespan: Lifespan,
+    checks: Callable[[Request], dict[str, Check]],
+    version: str = "0.1.0",
+) -> FastAPI:
+    configure_logging(
+        service=settings.service_name, level=settings.log_level, json=settings.log_json
+    )
+    app = FastAPI(
+        title=title, version=version, lifespan=lifespan, default_response_class=ORJSONResponse
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name,
-                       internal_token=settings.internal_token.get_secret_value())
+    app.add_middleware(
+        RequestContextMiddleware,
+        service=settings.service_name,
+        internal_token=settings.internal_token.get_secret_value(),
+    )
     return app
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextvars
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None)
+    "request_id", default=None
+)
 
 
 def current_request_id() -> str | None:

@@ -21,21 +21,30 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, schema="pg_catalog", format="text",
-                                  encoder=lambda v: orjson.dumps(v).decode(),
-                                  decoder=orjson.loads)
+        await conn.set_type_codec(
+            kind,
+            schema="pg_catalog",
+            format="text",
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+        )
 
 
-async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10,
-                      extra_search_path: str = "") -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10, extra_search_path: str = ""
+) -> asyncpg.Pool:
     schema = _identifier(schema)
     search_path = f"{schema},{extra_search_path}" if extra_search_path else schema
     async with _connect(dsn) as conn:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        command_timeout=30, server_settings={"search_path": search_path,
-                                             "application_name": f"lectern-{schema}"})
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        server_settings={"search_path": search_path, "application_name": f"lectern-{schema}"},
+    )
 
 
 class _connect:
@@ -51,8 +60,9 @@ class _connect:
 
 
 def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"lectern:{name}".encode()).digest()[:8],
-                          "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"lectern:{name}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 @asynccontextmanager
@@ -87,9 +97,12 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
         async with advisory_lock(conn, f"migrate:{schema}"):
             await conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            done = {r["name"] for r in await conn.fetch(
-                f'SELECT name FROM "{schema}".schema_migrations')}  # noqa: S608 (checked name)
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {
+                r["name"]
+                for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')  # noqa: S608 (checked name)
+            }
             for name, sql in files:
                 if name in done:
                     continue
@@ -97,7 +110,8 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
                     await conn.execute(sql)
                     await conn.execute(
                         f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)',  # noqa: S608
-                        name)
+                        name,
+                    )
                 applied_now.append(name)
                 log.info("db.migration_applied", schema=schema, migration=name)
     return applied_now

@@ -15,18 +15,35 @@ from lectern_common.context import current_request_id
 log = structlog.get_logger()
 
 STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
-    500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "timeout",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "timeout",
 }
 
 
 class ApiError(Exception):
     """An error a client should see, with a stable machine-readable code."""
 
-    def __init__(self, status: int, code: str, message: str, *,
-                 details: Any = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details, self.headers = details, headers
@@ -38,15 +55,20 @@ class NotFound(ApiError):
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
-    body: dict[str, Any] = {"code": code, "message": message,
-                            "request_id": current_request_id()}
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": current_request_id()}
     if details is not None:
         body["details"] = details
     return {"error": body}
 
 
-def error_response(status: int, code: str, message: str, *, details: Any = None,
-                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> ORJSONResponse:
     return ORJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
@@ -54,16 +76,22 @@ def _validation_details(exc: RequestValidationError) -> list[dict]:
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"),
-                    "type": err.get("type", "")})
+        out.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", ""),
+            }
+        )
     return out
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
-        return error_response(exc.status, exc.code, exc.message,
-                              details=exc.details, headers=exc.headers)
+        return error_response(
+            exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
@@ -77,8 +105,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(d["type"] == "json_invalid" for d in details):
             return error_response(400, "invalid_json", "request body is not valid JSON")
         fields = ", ".join(sorted({d["field"] for d in details}))
-        return error_response(422, "validation_error", f"invalid request: {fields}",
-                              details=details)
+        return error_response(
+            422, "validation_error", f"invalid request: {fields}", details=details
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:

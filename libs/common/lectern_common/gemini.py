@@ -49,8 +49,11 @@ class Usage:
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
-                "attempts": self.attempts}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "attempts": self.attempts,
+        }
 
 
 # google-genai sends its requests with httpx2 (its own dependency), whose errors are not httpx's.
@@ -89,25 +92,36 @@ class Gemini:
         # installed (our internal client uses it): on aiohttp the request timeout would cap a
         # whole stream and its errors are other types. It would save 7-11% of this client's
         # CPU (bench/client_cpu_bench.py genai); most goes to a pydantic response per chunk.
-        http = types.HttpOptions(base_url=config.base_url,
-                                 timeout=int(config.request_timeout_s * 1000),
-                                 async_client_args={"transport": httpx2.AsyncHTTPTransport(
-                                     verify=httpx2.create_ssl_context())})
+        http = types.HttpOptions(
+            base_url=config.base_url,
+            timeout=int(config.request_timeout_s * 1000),
+            async_client_args={
+                "transport": httpx2.AsyncHTTPTransport(verify=httpx2.create_ssl_context())
+            },
+        )
         self.client = genai.Client(api_key=config.api_key, http_options=http)
 
-    def _gen_config(self, system: str | None,
-                    max_tokens: int | None) -> types.GenerateContentConfig:
+    def _gen_config(
+        self, system: str | None, max_tokens: int | None
+    ) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
-            system_instruction=system, temperature=self.config.temperature,
-            max_output_tokens=max_tokens or self.config.max_output_tokens)
+            system_instruction=system,
+            temperature=self.config.temperature,
+            max_output_tokens=max_tokens or self.config.max_output_tokens,
+        )
 
     async def _backoff(self, attempt: int) -> None:
         delay = self.config.backoff_base_s * 2 ** (attempt - 1)
         await asyncio.sleep(delay * (0.5 + random.random() / 2))
 
-    async def stream(self, prompt: str | list[types.Content], *, system: str | None = None,
-                     usage: Usage | None = None, max_tokens: int | None = None
-                     ) -> AsyncIterator[str]:
+    async def stream(
+        self,
+        prompt: str | list[types.Content],
+        *,
+        system: str | None = None,
+        usage: Usage | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
         """Yield text pieces as they arrive. Raises LLMError on failure; retries (with backoff)
         only while nothing has been yielded yet, so a reader never sees text twice."""
         usage = usage if usage is not None else Usage()
@@ -121,8 +135,10 @@ class Gemini:
             try:
                 stream = await asyncio.wait_for(
                     self.client.aio.models.generate_content_stream(
-                        model=self.config.model, contents=prompt, config=cfg),
-                    self.config.first_token_timeout_s)
+                        model=self.config.model, contents=prompt, config=cfg
+                    ),
+                    self.config.first_token_timeout_s,
+                )
                 iterator = aiter(stream)
                 timeout = self.config.first_token_timeout_s
                 while True:
@@ -144,10 +160,15 @@ class Gemini:
             except TRANSIENT as exc:
                 code, message, retryable = _describe(exc)
                 before_first = not yielded
-                log.warning("llm.stream_failed", code=code, attempt=attempt,
-                            before_first_token=before_first)
-                if before_first and retryable and attempt < self.config.max_attempts and (
-                        _retryable_status(exc) or _network(exc)):
+                log.warning(
+                    "llm.stream_failed", code=code, attempt=attempt, before_first_token=before_first
+                )
+                if (
+                    before_first
+                    and retryable
+                    and attempt < self.config.max_attempts
+                    and (_retryable_status(exc) or _network(exc))
+                ):
                     await self._backoff(attempt)
                     continue
                 raise LLMError(code, message, retryable=retryable) from exc
@@ -156,8 +177,14 @@ class Gemini:
                 if stream is not None and hasattr(stream, "aclose"):
                     await stream.aclose()
 
-    async def generate(self, prompt: str | list[types.Content], *, system: str | None = None,
-                       usage: Usage | None = None, max_tokens: int | None = None) -> str:
+    async def generate(
+        self,
+        prompt: str | list[types.Content],
+        *,
+        system: str | None = None,
+        usage: Usage | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
         """One-shot generation with the same retry policy (nothing is shown before it ends)."""
         usage = usage if usage is not None else Usage()
         cfg = self._gen_config(system, max_tokens)
@@ -168,27 +195,34 @@ class Gemini:
             try:
                 response = await asyncio.wait_for(
                     self.client.aio.models.generate_content(
-                        model=self.config.model, contents=prompt, config=cfg),
-                    self.config.request_timeout_s)
+                        model=self.config.model, contents=prompt, config=cfg
+                    ),
+                    self.config.request_timeout_s,
+                )
                 if response.usage_metadata:
                     usage.prompt_tokens = response.usage_metadata.prompt_token_count or 0
                     usage.output_tokens = response.usage_metadata.candidates_token_count or 0
                 text = response.text or ""
                 if not text.strip():
-                    raise LLMError("llm_empty", "the language model returned no text",
-                                   retryable=True)
+                    raise LLMError(
+                        "llm_empty", "the language model returned no text", retryable=True
+                    )
                 return text
             except TRANSIENT as exc:
                 code, message, retryable = _describe(exc)
                 log.warning("llm.generate_failed", code=code, attempt=attempt)
-                if retryable and attempt < self.config.max_attempts and (
-                        _retryable_status(exc) or _network(exc)):
+                if (
+                    retryable
+                    and attempt < self.config.max_attempts
+                    and (_retryable_status(exc) or _network(exc))
+                ):
                     await self._backoff(attempt)
                     continue
                 raise LLMError(code, message, retryable=retryable) from exc
 
-    async def embed(self, texts: list[str], *, model: str, dimension: int,
-                    task_type: str) -> list[list[float]]:
+    async def embed(
+        self, texts: list[str], *, model: str, dimension: int, task_type: str
+    ) -> list[list[float]]:
         """Embed a batch (Gemini's batchEmbedContents), retrying 429/5xx with backoff."""
         attempt = 0
         while True:
@@ -196,15 +230,20 @@ class Gemini:
             started = time.perf_counter()
             try:
                 result = await self.client.aio.models.embed_content(
-                    model=model, contents=texts,
-                    config=types.EmbedContentConfig(task_type=task_type,
-                                                    output_dimensionality=dimension))
-                log.debug("llm.embedded", n=len(texts),
-                          ms=round((time.perf_counter() - started) * 1000))
+                    model=model,
+                    contents=texts,
+                    config=types.EmbedContentConfig(
+                        task_type=task_type, output_dimensionality=dimension
+                    ),
+                )
+                log.debug(
+                    "llm.embedded", n=len(texts), ms=round((time.perf_counter() - started) * 1000)
+                )
                 return [list(e.values or []) for e in result.embeddings or []]
             except TRANSIENT as exc:
                 if attempt < self.config.max_attempts + 2 and (
-                        _retryable_status(exc) or _network(exc)):
+                    _retryable_status(exc) or _network(exc)
+                ):
                     await self._backoff(attempt)
                     continue
                 code, message, retryable = _describe(exc)

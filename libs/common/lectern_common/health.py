@@ -51,8 +51,10 @@ def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]
         results = await asyncio.gather(*(_run_check(c) for c in named.values()))
         deps = dict(zip(named, results, strict=True))
         ok = all(r["ok"] for r in results)
-        return ORJSONResponse({"status": "ready" if ok else "not_ready", "service": service,
-                               "dependencies": deps}, status_code=200 if ok else 503)
+        return ORJSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": service, "dependencies": deps},
+            status_code=200 if ok else 503,
+        )
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

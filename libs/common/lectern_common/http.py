@@ -61,8 +61,16 @@ class InternalClient:
     cannot be reached (after retries), times out or breaks off its reply, and returns the
     whole response otherwise. Create it inside the running event loop (a lifespan)."""
 
-    def __init__(self, *, name: str, base_url: str, token: str, timeout_s: float = 10.0,
-                 retries: int = 2, max_connections: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        token: str,
+        timeout_s: float = 10.0,
+        retries: int = 2,
+        max_connections: int = 200,
+    ) -> None:
         self.name, self.retries = name, retries
         self.base_url = base_url.rstrip("/")
         self.session = aiohttp.ClientSession(
@@ -72,10 +80,18 @@ class InternalClient:
             json_serialize=_dumps,
         )
 
-    async def request(self, method: str, path: str, *, retry_posts: bool = False,
-                      user_id: str | None = None, timeout_s: float | None = None,
-                      json: Any = None, headers: dict[str, str] | None = None,
-                      retries: int | None = None) -> InternalResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_posts: bool = False,
+        user_id: str | None = None,
+        timeout_s: float | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        retries: int | None = None,
+    ) -> InternalResponse:
         headers = dict(headers or {})
         if rid := current_request_id():
             headers["x-request-id"] = rid
@@ -88,10 +104,12 @@ class InternalClient:
         attempt = 0
         while True:
             try:
-                async with self.session.request(method, url, json=json, headers=headers,
-                                                timeout=timeout) as response:
-                    reply = InternalResponse(response.status, response.headers,
-                                             await response.read())
+                async with self.session.request(
+                    method, url, json=json, headers=headers, timeout=timeout
+                ) as response:
+                    reply = InternalResponse(
+                        response.status, response.headers, await response.read()
+                    )
             except (*NOT_CONNECTED, *NO_REPLY) as exc:
                 if attempt < retries and (may_retry or isinstance(exc, NOT_CONNECTED)):
                     attempt += 1

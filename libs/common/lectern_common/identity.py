@@ -17,7 +17,8 @@ _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 async def optional_reader(
-        x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None) -> str | None:
+    x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str | None:
     if x_user_id is None or x_user_id == "":
         return None
     if not _USER_ID.match(x_user_id):
@@ -27,8 +28,9 @@ async def optional_reader(
 
 async def signed_in_reader(reader: Annotated[str | None, Depends(optional_reader)]) -> str:
     if reader is None:
-        raise ApiError(401, "unauthorized", "sign in required",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "unauthorized", "sign in required", headers={"WWW-Authenticate": "Bearer"}
+        )
     return reader
 
 

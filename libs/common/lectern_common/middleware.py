@@ -20,11 +20,15 @@ from lectern_common.errors import error_body
 
 log = structlog.get_logger()
 
-REQUESTS = Counter("lectern_http_requests_total", "HTTP requests",
-                   ["service", "method", "route", "status"])
-LATENCY = Histogram("lectern_http_request_duration_seconds", "HTTP request latency (to last byte)",
-                    ["service", "method", "route"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+REQUESTS = Counter(
+    "lectern_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "lectern_http_request_duration_seconds",
+    "HTTP request latency (to last byte)",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
 # Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
@@ -91,15 +95,27 @@ class RequestContextMiddleware:
             REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
             LATENCY.labels(self.service, scope["method"], template).observe(elapsed)
             if path not in QUIET_PATHS or status >= 400:
-                log.info("http.request", method=scope["method"], path=path, status=status,
-                         duration_ms=round(elapsed * 1000, 1))
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id", "user_id")
             request_id_var.reset(token)
 
     @staticmethod
     async def _reject(send: Send) -> None:
         body = orjson.dumps(error_body("unauthorized", "missing or invalid internal token"))
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

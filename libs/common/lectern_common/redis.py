@@ -6,8 +6,13 @@ from redis.asyncio import Redis
 
 
 def create_redis(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=False, socket_timeout=5,
-                          socket_connect_timeout=5, health_check_interval=30)
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
 
 
 class Keys:

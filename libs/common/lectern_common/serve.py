@@ -11,12 +11,22 @@ import uvicorn
 
 def worker_count(service: str) -> int:
     value = os.environ.get(f"{service.upper()}_WEB_CONCURRENCY") or os.environ.get(
-        "WEB_CONCURRENCY", "1")
+        "WEB_CONCURRENCY", "1"
+    )
     return max(1, int(value))
 
 
 def serve(factory: str, *, host: str, port: int) -> None:
     service = factory.split(".", 1)[0].removeprefix("lectern_")
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=worker_count(service),
-                log_config=None, access_log=False, proxy_headers=False,
-                timeout_graceful_shutdown=10, lifespan="on")
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=worker_count(service),
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )

@@ -52,14 +52,21 @@ class ServiceSettings(BaseSettings):
 
     def gemini_config(self, **tuning: Any) -> GeminiConfig:
         """The model client's config from the shared GEMINI_* names plus a service's tuning."""
-        return GeminiConfig(api_key=self.gemini_api_key.get_secret_value(),
-                            model=self.gemini_model, base_url=self.gemini_base_url, **tuning)
+        return GeminiConfig(
+            api_key=self.gemini_api_key.get_secret_value(),
+            model=self.gemini_model,
+            base_url=self.gemini_base_url,
+            **tuning,
+        )
 
     @model_validator(mode="after")
     def _check_production(self) -> ServiceSettings:
         if self.production:
-            missing = [n for n, v in (("DATABASE_URL", self.database_url),
-                                      ("REDIS_URL", self.redis_url)) if not v]
+            missing = [
+                n
+                for n, v in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
+                if not v
+            ]
             if missing:
                 raise ValueError(f"production mode needs {', '.join(missing)}")
             if is_weak_secret(self.internal_token.get_secret_value()):

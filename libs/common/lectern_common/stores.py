@@ -32,12 +32,16 @@ def require_url(value: str | None, name: str) -> str:
 
 
 @asynccontextmanager
-async def open_stores(settings: ServiceSettings, *, schema: str, migrations: Path,
-                      extra_search_path: str = "") -> AsyncIterator[Stores]:
-    pool = await db.create_pool(require_url(settings.database_url, "DATABASE_URL"),
-                                schema=schema, min_size=settings.database_pool_min,
-                                max_size=settings.database_pool_max,
-                                extra_search_path=extra_search_path)
+async def open_stores(
+    settings: ServiceSettings, *, schema: str, migrations: Path, extra_search_path: str = ""
+) -> AsyncIterator[Stores]:
+    pool = await db.create_pool(
+        require_url(settings.database_url, "DATABASE_URL"),
+        schema=schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        extra_search_path=extra_search_path,
+    )
     redis = create_redis(require_url(settings.redis_url, "REDIS_URL"))
     try:
         await db.migrate(pool, schema=schema, folder=migrations)

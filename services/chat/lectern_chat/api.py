@@ -41,20 +41,19 @@ internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 GuestToken = Annotated[str | None, Header(alias="X-Guest-Token", include_in_schema=False)]
 
 
-async def current_owner(state: State, user_id: OptionalReader,
-                        guest_token: GuestToken = None) -> Owner | None:
+async def current_owner(
+    state: State, user_id: OptionalReader, guest_token: GuestToken = None
+) -> Owner | None:
     return await owners.resolve(state.stores.pool, user_id=user_id, guest_token=guest_token)
 
 
 MaybeOwner = Annotated[Owner | None, Depends(current_owner)]
 
 
-async def owned_conversation(conversation_id: UUID, state: State,
-                             owner: MaybeOwner) -> Record:
+async def owned_conversation(conversation_id: UUID, state: State, owner: MaybeOwner) -> Record:
     """The conversation if this owner has it; 404 otherwise (never says whose it is). A guest
     without a token owns nothing."""
-    found = owner and await store.get_conversation(state.stores.pool, conversation_id,
-                                                   owner.key)
+    found = owner and await store.get_conversation(state.stores.pool, conversation_id, owner.key)
     if not found:
         raise NotFound("conversation")
     return found
@@ -68,8 +67,9 @@ async def owned_answer(message_id: UUID, state: State, owner: MaybeOwner) -> Rec
 
 
 async def last_event_id(
-        last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-        after: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> int:
+    last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+) -> int:
     """Where a resumed stream starts: the Last-Event-ID header, or `?after=` for clients that
     cannot set headers; 0 replays everything."""
     if last_event is None:
@@ -79,9 +79,11 @@ async def last_event_id(
     return int(last_event)
 
 
-def event_stream(batches: AsyncIterator[list[Event]], *,
-                 guest_token: str | None = None) -> StreamingResponse:
+def event_stream(
+    batches: AsyncIterator[list[Event]], *, guest_token: str | None = None
+) -> StreamingResponse:
     """The answer's events as SSE, each batch in one write (an empty one: a keep-alive)."""
+
     def frame(event: Event) -> bytes:
         data = event.data
         if guest_token and event.name == "meta":
@@ -96,10 +98,12 @@ def event_stream(batches: AsyncIterator[list[Event]], *,
     return sse_response(frames())
 
 
-@router.post("/stream", response_class=StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {}}}})
-async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
-                        ) -> StreamingResponse:
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner) -> StreamingResponse:
     """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
     started = time.perf_counter()
     pool = state.stores.pool
@@ -107,60 +111,101 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner
     history: list[tuple[str, str]] = []
     if body.conversation_id is not None:
         await owned_conversation(body.conversation_id, state, owner)
-        rows = await store.recent_history(pool, body.conversation_id,
-                                          state.settings.history_messages)
+        rows = await store.recent_history(
+            pool, body.conversation_id, state.settings.history_messages
+        )
         history = [(r["role"], r["content"]) for r in rows]
     if owner is None:  # a guest's first question (a named conversation was refused above)
         guest_token, guest_hash = owners.new_guest()
         owner = owners.guest_owner(guest_hash)
     if not await state.orchestrator.take_slot(owner):
-        raise ApiError(429, "too_many_streams",
-                       "too many answers streaming at once; wait for one to finish",
-                       headers={"Retry-After": "5"})
-    turn = Turn(conversation_id=body.conversation_id or uuid.uuid4(),
-                user_message_id=uuid.uuid4(), assistant_message_id=uuid.uuid4(),
-                owner=owner.key, message=body.message, mode=body.mode,
-                selected_text=body.selected_text, chapter_id=body.chapter_id)
+        raise ApiError(
+            429,
+            "too_many_streams",
+            "too many answers streaming at once; wait for one to finish",
+            headers={"Retry-After": "5"},
+        )
+    turn = Turn(
+        conversation_id=body.conversation_id or uuid.uuid4(),
+        user_message_id=uuid.uuid4(),
+        assistant_message_id=uuid.uuid4(),
+        owner=owner.key,
+        message=body.message,
+        mode=body.mode,
+        selected_text=body.selected_text,
+        chapter_id=body.chapter_id,
+    )
     try:
-        await store.start_turn(pool, turn, new_conversation=body.conversation_id is None,
-                               stale_after_s=state.settings.stream_max_s,
-                               new_guest_hash=guest_hash)
+        await store.start_turn(
+            pool,
+            turn,
+            new_conversation=body.conversation_id is None,
+            stale_after_s=state.settings.stream_max_s,
+            new_guest_hash=guest_hash,
+        )
     except store.ConversationBusy:
         await state.orchestrator.release_slot(owner)
-        raise ApiError(409, "conversation_busy",
-                       "an answer in this conversation is still streaming") from None
+        raise ApiError(
+            409, "conversation_busy", "an answer in this conversation is still streaming"
+        ) from None
     except BaseException:
         await state.orchestrator.release_slot(owner)
         raise
     # Attached before the answer starts, so no event is missed and it is never "abandoned".
     readers = state.orchestrator.readers
     queue = readers.attach(turn.assistant_message_id)
-    state.orchestrator.start(Job(turn=turn, owner=owner, question=body.message,
-                                 top_k=body.top_k, history=history, started=started))
-    events = readers.follow(turn.assistant_message_id, queue, idle_s=state.settings.resume_idle_s,
-                            keepalive_s=state.settings.sse_keepalive_s)
+    state.orchestrator.start(
+        Job(
+            turn=turn,
+            owner=owner,
+            question=body.message,
+            top_k=body.top_k,
+            history=history,
+            started=started,
+        )
+    )
+    events = readers.follow(
+        turn.assistant_message_id,
+        queue,
+        idle_s=state.settings.resume_idle_s,
+        keepalive_s=state.settings.sse_keepalive_s,
+    )
     return event_stream(events, guest_token=guest_token)
 
 
-@router.get("/messages/{message_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
-async def resume_answer(message_id: UUID, state: State,
-                        _: Annotated[Record, Depends(owned_answer)],
-                        after: Annotated[int, Depends(last_event_id)]) -> StreamingResponse:
+@router.get(
+    "/messages/{message_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def resume_answer(
+    message_id: UUID,
+    state: State,
+    _: Annotated[Record, Depends(owned_answer)],
+    after: Annotated[int, Depends(last_event_id)],
+) -> StreamingResponse:
     """The events of an answer after `Last-Event-ID`, live if it is still being written
     (by any worker), from the replay log otherwise."""
     if not await state.events.exists(message_id):
-        raise ApiError(410, "replay_expired",
-                       "this answer's events are no longer kept; read the conversation instead")
-    return event_stream(state.events.follow(message_id, after=after,
-                                            idle_s=state.settings.resume_idle_s,
-                                            keepalive_s=state.settings.sse_keepalive_s))
+        raise ApiError(
+            410,
+            "replay_expired",
+            "this answer's events are no longer kept; read the conversation instead",
+        )
+    return event_stream(
+        state.events.follow(
+            message_id,
+            after=after,
+            idle_s=state.settings.resume_idle_s,
+            keepalive_s=state.settings.sse_keepalive_s,
+        )
+    )
 
 
 @router.get("/conversations")
-async def list_conversations(state: State, owner: MaybeOwner,
-                             limit: Annotated[int, Query(ge=1, le=100)] = 50
-                             ) -> ConversationList:
+async def list_conversations(
+    state: State, owner: MaybeOwner, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> ConversationList:
     """The owner's conversations, most recently active first."""
     if owner is None:
         return ConversationList(conversations=[])
@@ -176,19 +221,21 @@ def message_out(row) -> MessageOut:
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: UUID, state: State,
-                           conversation: Annotated[Record, Depends(owned_conversation)]
-                           ) -> ConversationOut:
+async def get_conversation(
+    conversation_id: UUID,
+    state: State,
+    conversation: Annotated[Record, Depends(owned_conversation)],
+) -> ConversationOut:
     rows = await store.conversation_messages(state.stores.pool, conversation_id)
     return ConversationOut(**dict(conversation), messages=[message_out(r) for r in rows])
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeOwner
-                              ) -> Response:
+async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeOwner) -> Response:
     """Delete a conversation, its messages and their replay logs."""
-    message_ids = owner and await store.delete_conversation(state.stores.pool, conversation_id,
-                                                            owner.key)
+    message_ids = owner and await store.delete_conversation(
+        state.stores.pool, conversation_id, owner.key
+    )
     if message_ids is None:
         raise NotFound("conversation")
     await state.events.forget(message_ids)
@@ -196,27 +243,33 @@ async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeO
 
 
 @router.post("/messages/{message_id}/feedback")
-async def give_feedback(message_id: UUID, body: FeedbackIn, state: State,
-                        _: Annotated[Record, Depends(owned_answer)]) -> FeedbackOut:
+async def give_feedback(
+    message_id: UUID, body: FeedbackIn, state: State, _: Annotated[Record, Depends(owned_answer)]
+) -> FeedbackOut:
     """Thumbs up or down on an answer (sending again replaces the earlier rating)."""
-    await store.set_feedback(state.stores.pool, message_id, rating=body.rating,
-                             comment=body.comment)
+    await store.set_feedback(
+        state.stores.pool, message_id, rating=body.rating, comment=body.comment
+    )
     return FeedbackOut(message_id=message_id, rating=body.rating, comment=body.comment)
 
 
 @router.post("/conversations/claim")
-async def claim_conversations(state: State, reader: Reader,
-                              guest_token: Annotated[str, Header(alias="X-Guest-Token")]
-                              ) -> ClaimOut:
+async def claim_conversations(
+    state: State, reader: Reader, guest_token: Annotated[str, Header(alias="X-Guest-Token")]
+) -> ClaimOut:
     """A reader who just signed in takes over the conversations of their guest token; the
     token then stops working, so nobody can claim them again."""
     try:
         token_hash = await owners.guest_token_hash(state.stores.pool, guest_token)
     except ApiError:
         raise NotFound("guest token") from None
-    claimed = await store.claim_guest(state.stores.pool, token_hash, user_id=reader,
-                                      owner=owners.reader_owner(reader).key,
-                                      guest_owner=owners.guest_owner(token_hash).key)
+    claimed = await store.claim_guest(
+        state.stores.pool,
+        token_hash,
+        user_id=reader,
+        owner=owners.reader_owner(reader).key,
+        guest_owner=owners.guest_owner(token_hash).key,
+    )
     if claimed is None:
         raise NotFound("guest token")
     return ClaimOut(claimed=claimed)
@@ -224,8 +277,8 @@ async def claim_conversations(state: State, reader: Reader,
 
 @internal_router.delete("/readers/{user_id}/conversations")
 async def delete_reader_conversations(
-        state: State,
-        user_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]) -> DeletedOut:
+    state: State, user_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+) -> DeletedOut:
     """Called by the profile service when a reader deletes their profile."""
     owner = owners.reader_owner(user_id)
     message_ids, deleted = await store.delete_owner_conversations(state.stores.pool, owner.key)

@@ -30,18 +30,26 @@ def gemini_client(settings: ChatSettings) -> Gemini | None:
     """The model client, or None without an API key (the extractive answerer is used)."""
     if not settings.gemini_enabled:
         return None
-    return Gemini(settings.gemini_config(
-        first_token_timeout_s=settings.first_token_timeout_s,
-        between_tokens_timeout_s=settings.between_tokens_timeout_s,
-        max_attempts=settings.llm_max_attempts, backoff_base_s=settings.llm_backoff_base_s,
-        max_output_tokens=settings.max_output_tokens))
+    return Gemini(
+        settings.gemini_config(
+            first_token_timeout_s=settings.first_token_timeout_s,
+            between_tokens_timeout_s=settings.between_tokens_timeout_s,
+            max_attempts=settings.llm_max_attempts,
+            backoff_base_s=settings.llm_backoff_base_s,
+            max_output_tokens=settings.max_output_tokens,
+        )
+    )
 
 
 def event_redis(settings: ChatSettings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         require_url(settings.redis_url, "REDIS_URL"),
-        max_connections=settings.redis_max_connections, timeout=5, socket_timeout=5,
-        socket_connect_timeout=5, health_check_interval=30)
+        max_connections=settings.redis_max_connections,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
     return Redis(connection_pool=pool)
 
 
@@ -52,20 +60,37 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         async with open_stores(settings, schema="chat", migrations=MIGRATIONS) as stores:
-            retrieval = InternalClient(name="retrieval", base_url=settings.retrieval_url,
-                                       token=token, timeout_s=settings.retrieval_timeout_s)
-            profile = InternalClient(name="profile", base_url=settings.profile_url,
-                                     token=token, timeout_s=settings.profile_timeout_s)
+            retrieval = InternalClient(
+                name="retrieval",
+                base_url=settings.retrieval_url,
+                token=token,
+                timeout_s=settings.retrieval_timeout_s,
+            )
+            profile = InternalClient(
+                name="profile",
+                base_url=settings.profile_url,
+                token=token,
+                timeout_s=settings.profile_timeout_s,
+            )
             gemini = gemini_client(settings)
             redis = event_redis(settings)
             events = EventLog(redis, stores.keys, ttl_s=settings.replay_ttl_s)
-            orchestrator = Orchestrator(settings=settings, stores=stores, redis=redis,
-                                        events=events, retrieval=retrieval, profile=profile,
-                                        gemini=gemini)
+            orchestrator = Orchestrator(
+                settings=settings,
+                stores=stores,
+                redis=redis,
+                events=events,
+                retrieval=retrieval,
+                profile=profile,
+                gemini=gemini,
+            )
             sweeper = asyncio.create_task(orchestrator.sweep_forever())
             try:
-                yield {"chat": ChatState(settings, stores, retrieval, profile, gemini, events,
-                                         orchestrator)}
+                yield {
+                    "chat": ChatState(
+                        settings, stores, retrieval, profile, gemini, events, orchestrator
+                    )
+                }
             finally:
                 sweeper.cancel()
                 await orchestrator.aclose()
@@ -77,8 +102,11 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
     def checks(request: Request) -> dict:
         state: ChatState = request.state.chat
-        return {**state.stores.checks(), "retrieval": state.retrieval.ping,
-                "profile": state.profile.ping}
+        return {
+            **state.stores.checks(),
+            "retrieval": state.retrieval.ping,
+            "profile": state.profile.ping,
+        }
 
     app = build_app(settings, title="Lectern chat", lifespan=lifespan, checks=checks)
     # Innermost, so a refused body still gets the request id and the internal-token check.

@@ -44,8 +44,15 @@ class Event:
 
 
 def stream_lost(after: int) -> Event:
-    return Event(after + 1, "error", {"code": "stream_lost", "retryable": True,
-                                      "message": "the answer stopped arriving; ask again"})
+    return Event(
+        after + 1,
+        "error",
+        {
+            "code": "stream_lost",
+            "retryable": True,
+            "message": "the answer stopped arriving; ask again",
+        },
+    )
 
 
 class LocalReaders:
@@ -77,8 +84,9 @@ class LocalReaders:
         for queue in self._queues.get(message_id, ()):
             queue.put_nowait(event)
 
-    async def follow(self, message_id: UUID, queue: asyncio.Queue[Event], *,
-                     idle_s: float, keepalive_s: float) -> AsyncIterator[list[Event]]:
+    async def follow(
+        self, message_id: UUID, queue: asyncio.Queue[Event], *, idle_s: float, keepalive_s: float
+    ) -> AsyncIterator[list[Event]]:
         """Yield the events put on `queue` until a terminal one (or `idle_s` of silence):
         each time, all that are waiting, so a busy worker writes them to the reader at once
         instead of one write each; an empty list after each `keepalive_s` of silence."""
@@ -130,8 +138,9 @@ class EventLog:
         key = self._events_key(message_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(key, {"event": event.name, "data": orjson.dumps(event.data)},
-                          id=f"0-{event.id}")
+                pipe.xadd(
+                    key, {"event": event.name, "data": orjson.dumps(event.data)}, id=f"0-{event.id}"
+                )
             if any(event.id == 1 or event.terminal for event in events):
                 pipe.expire(key, self.ttl_s)
             await pipe.execute()
@@ -139,16 +148,21 @@ class EventLog:
     async def exists(self, message_id: UUID) -> bool:
         return bool(await self.redis.exists(self._events_key(message_id)))
 
-    async def read_after(self, message_id: UUID, after: int, *,
-                         block_ms: int = BLOCK_MS) -> list[Event]:
+    async def read_after(
+        self, message_id: UUID, after: int, *, block_ms: int = BLOCK_MS
+    ) -> list[Event]:
         key = self._events_key(message_id)
         reply = await self.redis.xread({key: f"0-{after}"}, count=200, block=block_ms)
         events = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                events.append(Event(id=int(entry_id.split(b"-")[1]),
-                                    name=fields[b"event"].decode(),
-                                    data=orjson.loads(fields[b"data"])))
+                events.append(
+                    Event(
+                        id=int(entry_id.split(b"-")[1]),
+                        name=fields[b"event"].decode(),
+                        data=orjson.loads(fields[b"data"]),
+                    )
+                )
         return events
 
     async def attach(self, message_id: UUID, listener: str) -> None:
@@ -170,13 +184,13 @@ class EventLog:
         return int(await self.redis.zcount(self._listeners_key(message_id), time.time(), "+inf"))
 
     async def forget(self, message_ids: list[UUID]) -> None:
-        keys = [k for m in message_ids
-                for k in (self._events_key(m), self._listeners_key(m))]
+        keys = [k for m in message_ids for k in (self._events_key(m), self._listeners_key(m))]
         if keys:
             await self.redis.delete(*keys)
 
-    async def follow(self, message_id: UUID, *, after: int, idle_s: float,
-                     keepalive_s: float) -> AsyncIterator[list[Event]]:
+    async def follow(
+        self, message_id: UUID, *, after: int, idle_s: float, keepalive_s: float
+    ) -> AsyncIterator[list[Event]]:
         """Yield the events after `after` as they are appended, a batch at a time, until a
         terminal one (an empty batch after each `keepalive_s` of silence). While following,
         keep a heartbeat in the listener set. If the log stays silent for `idle_s` (the worker
@@ -203,7 +217,7 @@ class EventLog:
                 idle_since = kept_alive = now
                 ended = next((i for i, e in enumerate(events) if e.terminal), None)
                 if ended is not None:
-                    yield events[:ended + 1]
+                    yield events[: ended + 1]
                     return
                 yield events
                 after = events[-1].id

@@ -9,12 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MODEL = "extractive"
-NOTE = ("Offline mode: no language model is configured, so this answer quotes the passages "
-        "of the book that best match your question.")
-NOT_COVERED = ("The book does not seem to cover this: none of its passages matched your "
-               "question closely enough, so I cannot answer it from the book.")
+NOTE = (
+    "Offline mode: no language model is configured, so this answer quotes the passages "
+    "of the book that best match your question."
+)
+NOT_COVERED = (
+    "The book does not seem to cover this: none of its passages matched your "
+    "question closely enough, so I cannot answer it from the book."
+)
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again all also am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has
 have having he her here hers him his how i if in into is it its itself just me more most my no
@@ -22,7 +27,8 @@ nor not now of off on once only or other our out over own same she should so som
 that the their them then there these they this those through to too under until up very was we
 were what when where which while who whom why will with would you your yours explain tell
 describe show use using used work works please book chapter section
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_+.-]*[a-z0-9+]|[a-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#>|]|\d+\.)")
@@ -48,8 +54,9 @@ def sentences(passage: str) -> list[str]:
     return out
 
 
-def answer(question: str, results: Sequence[dict], *, min_score: float,
-           max_sentences: int) -> Extract:
+def answer(
+    question: str, results: Sequence[dict], *, min_score: float, max_sentences: int
+) -> Extract:
     """Pick up to `max_sentences` sentences sharing the most content words with the question,
     keep them in source order, and cite each with its source number."""
     wanted = content_words(question)
@@ -72,5 +79,6 @@ def answer(question: str, results: Sequence[dict], *, min_score: float,
 def pieces(text: str, words_per_piece: int = 4) -> list[str]:
     """Split the answer into small pieces streamed as tokens, like a model would send them."""
     words = re.findall(r"\S+\s*", text)
-    return ["".join(words[i:i + words_per_piece])
-            for i in range(0, len(words), words_per_piece)] or [text]
+    return [
+        "".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)
+    ] or [text]

@@ -19,8 +19,9 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = error_response(413, "payload_too_large",
-                                      f"request body over {self.max_bytes} bytes")
+            response = error_response(
+                413, "payload_too_large", f"request body over {self.max_bytes} bytes"
+            )
             await response(scope, receive, send)
             return
         received = 0

@@ -31,12 +31,16 @@ from lectern_common.stores import Stores
 log = structlog.get_logger()
 
 ANSWERS = Counter("lectern_chat_answers_total", "Answers by outcome", ["status", "model"])
-TIME_TO_SOURCES = Histogram("lectern_chat_time_to_sources_seconds",
-                            "From the question to the sources event",
-                            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
-TIME_TO_FIRST_TOKEN = Histogram("lectern_chat_time_to_first_token_seconds",
-                                "From the question to the first answer text",
-                                buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30))
+TIME_TO_SOURCES = Histogram(
+    "lectern_chat_time_to_sources_seconds",
+    "From the question to the sources event",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "lectern_chat_time_to_first_token_seconds",
+    "From the question to the first answer text",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30),
+)
 
 
 class RetrievalFailed(Exception):
@@ -83,8 +87,9 @@ class Emitter:
     most every `flush_s`, so the answer never waits on it; the last event waits until the
     whole log is written."""
 
-    def __init__(self, readers: LocalReaders, events: EventLog, message_id: UUID, *,
-                 flush_s: float) -> None:
+    def __init__(
+        self, readers: LocalReaders, events: EventLog, message_id: UUID, *, flush_s: float
+    ) -> None:
         self.readers, self.events, self.message_id = readers, events, message_id
         self.flush_s = flush_s
         self.last_id = 0
@@ -117,8 +122,9 @@ class Emitter:
             try:
                 await self.events.append(self.message_id, batch)
             except Exception as exc:  # the live answer goes on; only a resume would miss it
-                log.warning("chat.log_append_failed", error_type=type(exc).__name__,
-                            events=len(batch))
+                log.warning(
+                    "chat.log_append_failed", error_type=type(exc).__name__, events=len(batch)
+                )
 
 
 def since_ms(started: float) -> int:
@@ -126,17 +132,33 @@ def since_ms(started: float) -> int:
 
 
 def numbered_sources(results: list[dict], snippet_chars: int) -> list[dict]:
-    return [{"n": n, "chapter_id": r["chapter_id"], "title": r["title"],
-             "section": r["section"], "url": r["url"], "source_path": r["source_path"],
-             "score": round(float(r["score"]), 4),
-             "snippet": " ".join(r["text"].split())[:snippet_chars]}
-            for n, r in enumerate(results, start=1)]
+    return [
+        {
+            "n": n,
+            "chapter_id": r["chapter_id"],
+            "title": r["title"],
+            "section": r["section"],
+            "url": r["url"],
+            "source_path": r["source_path"],
+            "score": round(float(r["score"]), 4),
+            "snippet": " ".join(r["text"].split())[:snippet_chars],
+        }
+        for n, r in enumerate(results, start=1)
+    ]
 
 
 class Orchestrator:
-    def __init__(self, *, settings: ChatSettings, stores: Stores, redis: Redis, events: EventLog,
-                 retrieval: InternalClient, profile: InternalClient,
-                 gemini: Gemini | None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: ChatSettings,
+        stores: Stores,
+        redis: Redis,
+        events: EventLog,
+        retrieval: InternalClient,
+        profile: InternalClient,
+        gemini: Gemini | None,
+    ) -> None:
         self.settings, self.stores, self.redis, self.events = settings, stores, redis, events
         self.retrieval, self.profile, self.gemini = retrieval, profile, gemini
         self.readers = LocalReaders()
@@ -160,8 +182,7 @@ class Orchestrator:
 
     async def run(self, job: Job) -> None:
         message_id = job.turn.assistant_message_id
-        out = Emitter(self.readers, self.events, message_id,
-                      flush_s=self.settings.replay_flush_s)
+        out = Emitter(self.readers, self.events, message_id, flush_s=self.settings.replay_flush_s)
         outcome = Outcome(model=self.model_name)
         watchdog = asyncio.create_task(self._stop_when_abandoned(asyncio.current_task(), job))
         structlog.contextvars.bind_contextvars(message_id=str(message_id))
@@ -171,15 +192,20 @@ class Orchestrator:
             async with limit:
                 await self._answer(job, out, outcome)
         except asyncio.CancelledError:
-            outcome.fail("interrupted", "the answer stopped because the reader left",
-                         retryable=True, status="interrupted")
+            outcome.fail(
+                "interrupted",
+                "the answer stopped because the reader left",
+                retryable=True,
+                status="interrupted",
+            )
             await self._finish(job, out, outcome)
             raise
         except Exception as exc:  # a bug must still end the stream and the stored answer
             if isinstance(exc, TimeoutError) and limit.expired():
                 log.warning("chat.answer_too_long", limit_s=self.settings.stream_max_s)
-                outcome.fail("answer_too_long", "the answer ran past its time limit",
-                             retryable=False)
+                outcome.fail(
+                    "answer_too_long", "the answer ran past its time limit", retryable=False
+                )
             else:
                 log.exception("chat.answer_crashed", error_type=type(exc).__name__)
                 outcome.fail("internal_error", "the answer failed", retryable=True)
@@ -198,8 +224,9 @@ class Orchestrator:
             await asyncio.sleep(0.5)
             try:
                 # Readers in this worker first: Redis is asked only when none is left here.
-                listening = (self.readers.count(message_id)
-                             or await self.events.listeners(message_id))
+                listening = self.readers.count(message_id) or await self.events.listeners(
+                    message_id
+                )
             except Exception as exc:  # Redis trouble must not kill a running answer
                 log.warning("chat.listeners_unknown", error_type=type(exc).__name__)
                 continue
@@ -215,9 +242,14 @@ class Orchestrator:
     # ---- the pipeline ---------------------------------------------------------------------
     async def _answer(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         turn = job.turn
-        await out.emit("meta", {"conversation_id": str(turn.conversation_id),
-                                "message_id": str(turn.assistant_message_id),
-                                "mode": turn.mode})
+        await out.emit(
+            "meta",
+            {
+                "conversation_id": str(turn.conversation_id),
+                "message_id": str(turn.assistant_message_id),
+                "mode": turn.mode,
+            },
+        )
         outcome.query = await self._standalone_query(job)
         profile_task = asyncio.create_task(self._profile(job.owner))
         retrieval_started = time.perf_counter()
@@ -226,9 +258,11 @@ class Orchestrator:
         except RetrievalFailed:
             profile_task.cancel()
             outcome.timings["retrieval"] = since_ms(retrieval_started)
-            outcome.fail("retrieval_unavailable",
-                         "the book search is unavailable right now; try again shortly",
-                         retryable=True)
+            outcome.fail(
+                "retrieval_unavailable",
+                "the book search is unavailable right now; try again shortly",
+                retryable=True,
+            )
             return
         outcome.timings["retrieval"] = since_ms(retrieval_started)
         outcome.sources = numbered_sources(outcome.results, self.settings.snippet_chars)
@@ -246,15 +280,18 @@ class Orchestrator:
             return job.question
         if self.gemini is None:
             # No model: the previous question carries the context the follow-up refers to.
-            last_question = next((text for role, text in reversed(job.history)
-                                  if role == "user"), "")
+            last_question = next(
+                (text for role, text in reversed(job.history) if role == "user"), ""
+            )
             return f"{last_question} {job.question}".strip()[:1000]
-        message = prompt.rewrite_message(history=job.history, question=job.question,
-                                         history_chars=self.settings.history_chars)
+        message = prompt.rewrite_message(
+            history=job.history, question=job.question, history_chars=self.settings.history_chars
+        )
         try:
             text = await asyncio.wait_for(
                 self.gemini.generate(message, system=prompt.REWRITE_SYSTEM, max_tokens=128),
-                self.settings.rewrite_timeout_s)
+                self.settings.rewrite_timeout_s,
+            )
         except (LLMError, TimeoutError) as exc:
             log.warning("chat.rewrite_failed", error_type=type(exc).__name__)
             return job.question
@@ -266,12 +303,15 @@ class Orchestrator:
         body = {"query": text[:2000], "top_k": job.top_k, "chapter_id": job.turn.chapter_id}
         try:
             response = await self.retrieval.post(
-                "/internal/search", json=body, retry_posts=True,
-                timeout_s=self.settings.retrieval_timeout_s)
+                "/internal/search",
+                json=body,
+                retry_posts=True,
+                timeout_s=self.settings.retrieval_timeout_s,
+            )
             if response.status_code != 200:
                 log.warning("chat.retrieval_failed", status=response.status_code)
                 raise RetrievalFailed
-            return response.json()["results"][:job.top_k]
+            return response.json()["results"][: job.top_k]
         except (ServiceUnavailable, ValueError, KeyError) as exc:
             # Unreachable, cut off mid-answer or an unreadable reply: no sources either way.
             log.warning("chat.retrieval_failed", error_type=type(exc).__name__)
@@ -283,8 +323,9 @@ class Orchestrator:
         if owner.user_id is None:
             return None
         try:
-            response = await self.profile.get(f"/internal/profiles/{owner.user_id}",
-                                              timeout_s=self.settings.profile_timeout_s)
+            response = await self.profile.get(
+                f"/internal/profiles/{owner.user_id}", timeout_s=self.settings.profile_timeout_s
+            )
             if response.status_code == 200:
                 return response.json()
         except (ServiceUnavailable, ValueError) as exc:
@@ -294,13 +335,19 @@ class Orchestrator:
             log.warning("chat.profile_failed", status=response.status_code)
         return None
 
-    async def _generate(self, gemini: Gemini, job: Job, out: Emitter, outcome: Outcome,
-                        reader_profile: dict | None) -> None:
-        system = prompt.system_instruction(profile=reader_profile,
-                                           selection=job.turn.selected_text is not None)
-        contents = prompt.contents(history=job.history, question=job.question,
-                                   results=outcome.results, selected_text=job.turn.selected_text,
-                                   history_chars=self.settings.history_chars)
+    async def _generate(
+        self, gemini: Gemini, job: Job, out: Emitter, outcome: Outcome, reader_profile: dict | None
+    ) -> None:
+        system = prompt.system_instruction(
+            profile=reader_profile, selection=job.turn.selected_text is not None
+        )
+        contents = prompt.contents(
+            history=job.history,
+            question=job.question,
+            results=outcome.results,
+            selected_text=job.turn.selected_text,
+            history_chars=self.settings.history_chars,
+        )
         usage = Usage()
         try:
             async for text in gemini.stream(contents, system=system, usage=usage):
@@ -319,9 +366,12 @@ class Orchestrator:
 
     async def _extract(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         question = " ".join(filter(None, (outcome.query, job.turn.selected_text)))
-        result = extractive.answer(question, outcome.results,
-                                   min_score=self.settings.extractive_min_score,
-                                   max_sentences=self.settings.extractive_max_sentences)
+        result = extractive.answer(
+            question,
+            outcome.results,
+            min_score=self.settings.extractive_min_score,
+            max_sentences=self.settings.extractive_max_sentences,
+        )
         for piece in extractive.pieces(result.text):
             if not outcome.content:
                 outcome.timings["first_token"] = since_ms(job.started)
@@ -342,19 +392,34 @@ class Orchestrator:
         message_id = job.turn.assistant_message_id
         try:
             await store.finish_message(
-                self.stores.pool, message_id, content=outcome.content, status=outcome.status,
-                finish_reason=outcome.finish_reason, query=outcome.query,
-                sources=outcome.sources, citations=outcome.citations, error=outcome.error,
-                timings=outcome.timings, usage=outcome.usage, model=outcome.model)
+                self.stores.pool,
+                message_id,
+                content=outcome.content,
+                status=outcome.status,
+                finish_reason=outcome.finish_reason,
+                query=outcome.query,
+                sources=outcome.sources,
+                citations=outcome.citations,
+                error=outcome.error,
+                timings=outcome.timings,
+                usage=outcome.usage,
+                model=outcome.model,
+            )
         except Exception as exc:
             log.exception("chat.store_failed", error_type=type(exc).__name__)
             if outcome.status == "complete":
                 outcome.fail("storage_failed", "the answer could not be saved", retryable=True)
         ANSWERS.labels(outcome.status, outcome.model or "").inc()
         # `timings` is one field: a key like first_token_ms would be redacted as a secret.
-        log.info("chat.answer_done", status=outcome.status, finish_reason=outcome.finish_reason,
-                 sources=len(outcome.sources), citations=outcome.citations,
-                 chars=len(outcome.content), timings=outcome.timings)
+        log.info(
+            "chat.answer_done",
+            status=outcome.status,
+            finish_reason=outcome.finish_reason,
+            sources=len(outcome.sources),
+            citations=outcome.citations,
+            chars=len(outcome.content),
+            timings=outcome.timings,
+        )
         try:
             await out.emit(*self._last_event(outcome, message_id))
         except Exception as exc:  # listeners end on their idle limit
@@ -363,9 +428,14 @@ class Orchestrator:
     @staticmethod
     def _last_event(outcome: Outcome, message_id: UUID) -> tuple[str, dict]:
         if outcome.status == "complete":
-            done = {"message_id": str(message_id), "finish_reason": outcome.finish_reason,
-                    "citations": outcome.citations, "usage": outcome.usage,
-                    "timings_ms": outcome.timings, "model": outcome.model}
+            done = {
+                "message_id": str(message_id),
+                "finish_reason": outcome.finish_reason,
+                "citations": outcome.citations,
+                "usage": outcome.usage,
+                "timings_ms": outcome.timings,
+                "model": outcome.model,
+            }
             if outcome.note:
                 done["note"] = outcome.note
             return "done", done

@@ -41,8 +41,9 @@ def hash_token(token: str) -> bytes:
 
 
 def invalid_guest_token() -> ApiError:
-    return ApiError(401, "invalid_guest_token",
-                    "guest token unknown or already claimed; start without it")
+    return ApiError(
+        401, "invalid_guest_token", "guest token unknown or already claimed; start without it"
+    )
 
 
 async def guest_token_hash(pool: asyncpg.Pool, token: str) -> bytes:
@@ -55,8 +56,9 @@ async def guest_token_hash(pool: asyncpg.Pool, token: str) -> bytes:
     return token_hash
 
 
-async def resolve(pool: asyncpg.Pool, *, user_id: str | None,
-                  guest_token: str | None) -> Owner | None:
+async def resolve(
+    pool: asyncpg.Pool, *, user_id: str | None, guest_token: str | None
+) -> Owner | None:
     """The owner making this request; None for a guest without a token (owns nothing yet).
     A signed-in reader is always themselves: a guest token only matters to `claim`."""
     if user_id is not None:

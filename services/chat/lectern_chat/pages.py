@@ -14,17 +14,19 @@ STATIC = Path(__file__).parent / "static"
 
 # The page loads nothing but its own files and talks only to its own origin; a strict policy
 # means injected markup (should any slip through) could neither run script nor send data away.
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 # Revalidate every time (ETag makes that cheap), so a deployed change is seen at once.
 PAGE_HEADERS = {"cache-control": "no-cache", "content-security-policy": CONTENT_SECURITY_POLICY}
 

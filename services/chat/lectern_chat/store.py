@@ -31,24 +31,34 @@ class ConversationBusy(Exception):
 
 
 async def guest_is_active(pool: asyncpg.Pool, token_hash: bytes) -> bool:
-    return bool(await pool.fetchval(
-        "SELECT 1 FROM guests WHERE token_hash = $1 AND claimed_by IS NULL", token_hash))
+    return bool(
+        await pool.fetchval(
+            "SELECT 1 FROM guests WHERE token_hash = $1 AND claimed_by IS NULL", token_hash
+        )
+    )
 
 
-async def get_conversation(pool: asyncpg.Pool, conversation_id: UUID,
-                           owner: str) -> asyncpg.Record | None:
+async def get_conversation(
+    pool: asyncpg.Pool, conversation_id: UUID, owner: str
+) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT id, title, created_at, updated_at FROM conversations"
-        " WHERE id = $1 AND owner = $2", conversation_id, owner)
+        "SELECT id, title, created_at, updated_at FROM conversations WHERE id = $1 AND owner = $2",
+        conversation_id,
+        owner,
+    )
 
 
-async def recent_history(pool: asyncpg.Pool, conversation_id: UUID,
-                         limit: int) -> list[asyncpg.Record]:
+async def recent_history(
+    pool: asyncpg.Pool, conversation_id: UUID, limit: int
+) -> list[asyncpg.Record]:
     """The last `limit` messages that have text, oldest first (failed answers are left out)."""
     rows = await pool.fetch(
         "SELECT role, content, created_at FROM messages"
         " WHERE conversation_id = $1 AND content <> '' AND status IN ('complete', 'interrupted')"
-        " ORDER BY created_at DESC LIMIT $2", conversation_id, limit)
+        " ORDER BY created_at DESC LIMIT $2",
+        conversation_id,
+        limit,
+    )
     return list(reversed(rows))
 
 
@@ -70,48 +80,107 @@ VALUES ($7, $1, 'user', $4, $3, $5, $6, 'complete', clock_timestamp()),
 """
 
 
-async def start_turn(pool: asyncpg.Pool, turn: Turn, *, new_conversation: bool,
-                     stale_after_s: int, new_guest_hash: bytes | None = None) -> None:
+async def start_turn(
+    pool: asyncpg.Pool,
+    turn: Turn,
+    *,
+    new_conversation: bool,
+    stale_after_s: int,
+    new_guest_hash: bytes | None = None,
+) -> None:
     """Store the question and a `streaming` answer (and the guest token of a new guest);
     refuse while another answer of the conversation streams."""
     if new_conversation:
-        await pool.execute(_START_CONVERSATION, turn.conversation_id, turn.owner, turn.mode,
-                           turn.message, turn.selected_text, turn.chapter_id,
-                           turn.user_message_id, turn.assistant_message_id, new_guest_hash)
+        await pool.execute(
+            _START_CONVERSATION,
+            turn.conversation_id,
+            turn.owner,
+            turn.mode,
+            turn.message,
+            turn.selected_text,
+            turn.chapter_id,
+            turn.user_message_id,
+            turn.assistant_message_id,
+            new_guest_hash,
+        )
         return
     async with pool.acquire() as conn, conn.transaction():
         if new_guest_hash is not None:
             await conn.execute("INSERT INTO guests (token_hash) VALUES ($1)", new_guest_hash)
         # The row lock serialises two questions sent to one conversation at once.
-        await conn.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE",
-                           turn.conversation_id)
+        await conn.execute(
+            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", turn.conversation_id
+        )
         busy = await conn.fetchval(
             "SELECT 1 FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
             " AND created_at > now() - make_interval(secs => $2)",
-            turn.conversation_id, float(stale_after_s))
+            turn.conversation_id,
+            float(stale_after_s),
+        )
         if busy:
             raise ConversationBusy
-        await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = $1",
-                           turn.conversation_id)
+        await conn.execute(
+            "UPDATE conversations SET updated_at = now() WHERE id = $1", turn.conversation_id
+        )
         await conn.executemany(
             "INSERT INTO messages (id, conversation_id, role, content, mode, selected_text,"
             " chapter_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(turn.user_message_id, turn.conversation_id, "user", turn.message, turn.mode,
-              turn.selected_text, turn.chapter_id, "complete"),
-             (turn.assistant_message_id, turn.conversation_id, "assistant", "", turn.mode,
-              None, turn.chapter_id, "streaming")])
+            [
+                (
+                    turn.user_message_id,
+                    turn.conversation_id,
+                    "user",
+                    turn.message,
+                    turn.mode,
+                    turn.selected_text,
+                    turn.chapter_id,
+                    "complete",
+                ),
+                (
+                    turn.assistant_message_id,
+                    turn.conversation_id,
+                    "assistant",
+                    "",
+                    turn.mode,
+                    None,
+                    turn.chapter_id,
+                    "streaming",
+                ),
+            ],
+        )
 
 
-async def finish_message(pool: asyncpg.Pool, message_id: UUID, *, content: str, status: str,
-                         finish_reason: str | None, query: str | None, sources: list[dict],
-                         citations: list[int], error: dict | None, timings: dict, usage: dict,
-                         model: str | None) -> None:
+async def finish_message(
+    pool: asyncpg.Pool,
+    message_id: UUID,
+    *,
+    content: str,
+    status: str,
+    finish_reason: str | None,
+    query: str | None,
+    sources: list[dict],
+    citations: list[int],
+    error: dict | None,
+    timings: dict,
+    usage: dict,
+    model: str | None,
+) -> None:
     await pool.execute(
         "UPDATE messages SET content = $2, status = $3, finish_reason = $4, query = $5,"
         " sources = $6, citations = $7, error = $8, timings = $9, usage = $10, model = $11,"
         " completed_at = now() WHERE id = $1",
-        message_id, content, status, finish_reason, query, sources, citations, error, timings,
-        usage, model)
+        message_id,
+        content,
+        status,
+        finish_reason,
+        query,
+        sources,
+        citations,
+        error,
+        timings,
+        usage,
+        model,
+    )
 
 
 async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
@@ -122,75 +191,107 @@ async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
         " error = $2, completed_at = now()"
         " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
         float(older_than_s),
-        {"code": "stream_lost", "message": "the answer stopped when its server did",
-         "retryable": True})
+        {
+            "code": "stream_lost",
+            "message": "the answer stopped when its server did",
+            "retryable": True,
+        },
+    )
     return int(result.split()[-1])
 
 
-async def list_conversations(pool: asyncpg.Pool, owner: str,
-                             limit: int) -> list[asyncpg.Record]:
+async def list_conversations(pool: asyncpg.Pool, owner: str, limit: int) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT c.id, c.title, c.created_at, c.updated_at,"
         " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"
         " FROM conversations c WHERE c.owner = $1 ORDER BY c.updated_at DESC LIMIT $2",
-        owner, limit)
+        owner,
+        limit,
+    )
 
 
-async def conversation_messages(pool: asyncpg.Pool,
-                                conversation_id: UUID) -> list[asyncpg.Record]:
+async def conversation_messages(pool: asyncpg.Pool, conversation_id: UUID) -> list[asyncpg.Record]:
     return await pool.fetch(
         f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = $1"  # noqa: S608
-        " ORDER BY m.created_at", conversation_id)
+        " ORDER BY m.created_at",
+        conversation_id,
+    )
 
 
-async def delete_conversation(pool: asyncpg.Pool, conversation_id: UUID,
-                              owner: str) -> list[UUID] | None:
+async def delete_conversation(
+    pool: asyncpg.Pool, conversation_id: UUID, owner: str
+) -> list[UUID] | None:
     """Delete an owned conversation; the ids of its messages, or None when it is not theirs."""
     async with pool.acquire() as conn, conn.transaction():
-        message_ids = [r["id"] for r in await conn.fetch(
-            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.id = $1 AND c.owner = $2", conversation_id, owner)]
+        message_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE c.id = $1 AND c.owner = $2",
+                conversation_id,
+                owner,
+            )
+        ]
         deleted = await conn.fetchval(
             "DELETE FROM conversations WHERE id = $1 AND owner = $2 RETURNING 1",
-            conversation_id, owner)
+            conversation_id,
+            owner,
+        )
     return message_ids if deleted else None
 
 
 async def delete_owner_conversations(pool: asyncpg.Pool, owner: str) -> tuple[list[UUID], int]:
     """Delete all of an owner's conversations: (their message ids, how many conversations)."""
     async with pool.acquire() as conn, conn.transaction():
-        message_ids = [r["id"] for r in await conn.fetch(
-            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.owner = $1", owner)]
+        message_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE c.owner = $1",
+                owner,
+            )
+        ]
         result = await conn.execute("DELETE FROM conversations WHERE owner = $1", owner)
     return message_ids, int(result.split()[-1])
 
 
-async def owned_message(pool: asyncpg.Pool, message_id: UUID,
-                        owner: str) -> asyncpg.Record | None:
+async def owned_message(pool: asyncpg.Pool, message_id: UUID, owner: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
         "SELECT m.id, m.role, m.status, m.conversation_id FROM messages m"
         " JOIN conversations c ON c.id = m.conversation_id"
-        " WHERE m.id = $1 AND c.owner = $2", message_id, owner)
+        " WHERE m.id = $1 AND c.owner = $2",
+        message_id,
+        owner,
+    )
 
 
-async def set_feedback(pool: asyncpg.Pool, message_id: UUID, *, rating: str,
-                       comment: str | None) -> None:
+async def set_feedback(
+    pool: asyncpg.Pool, message_id: UUID, *, rating: str, comment: str | None
+) -> None:
     await pool.execute(
         "UPDATE messages SET feedback = $2, feedback_comment = $3, feedback_at = now()"
-        " WHERE id = $1", message_id, rating, comment)
+        " WHERE id = $1",
+        message_id,
+        rating,
+        comment,
+    )
 
 
-async def claim_guest(pool: asyncpg.Pool, token_hash: bytes, *, user_id: str,
-                      owner: str, guest_owner: str) -> int | None:
+async def claim_guest(
+    pool: asyncpg.Pool, token_hash: bytes, *, user_id: str, owner: str, guest_owner: str
+) -> int | None:
     """Move an unclaimed guest's conversations to `owner`; None when the token is unknown or
     already claimed (so a token works for exactly one claim)."""
     async with pool.acquire() as conn, conn.transaction():
         claimed = await conn.fetchval(
             "UPDATE guests SET claimed_by = $2, claimed_at = now()"
-            " WHERE token_hash = $1 AND claimed_by IS NULL RETURNING 1", token_hash, user_id)
+            " WHERE token_hash = $1 AND claimed_by IS NULL RETURNING 1",
+            token_hash,
+            user_id,
+        )
         if not claimed:
             return None
         result = await conn.execute(
-            "UPDATE conversations SET owner = $1 WHERE owner = $2", owner, guest_owner)
+            "UPDATE conversations SET owner = $1 WHERE owner = $2", owner, guest_owner
+        )
         return int(result.split()[-1])

@@ -30,18 +30,22 @@ def client_address(request: Request) -> str:
 
 
 @router.get("/internal/auth/verify", include_in_schema=False)
-async def verify(request: Request, state: State,
-                 authorization: Annotated[str | None, Header()] = None) -> Response:
+async def verify(
+    request: Request, state: State, authorization: Annotated[str | None, Header()] = None
+) -> Response:
     """forwardAuth target: 200 (+X-User-Id when signed in), 401 for a bad credential.
     Also hands the gateway the request id and the rate-limit key for this request."""
     try:
-        reader = await state.verifier.reader_for(authorization=authorization,
-                                                 cookies=request.cookies)
+        reader = await state.verifier.reader_for(
+            authorization=authorization, cookies=request.cookies
+        )
     except InvalidCredential as exc:
         log.info("auth.rejected", reason=exc.reason)
         raise
-    headers = {"X-Request-Id": current_request_id() or "",
-               "X-Rate-Key": reader or f"ip:{client_address(request)}"}
+    headers = {
+        "X-Request-Id": current_request_id() or "",
+        "X-Rate-Key": reader or f"ip:{client_address(request)}",
+    }
     if reader:
         headers["X-User-Id"] = reader
     return Response(status_code=200, headers=headers)
@@ -73,8 +77,7 @@ async def update_my_profile(update: ProfileUpdate, reader: Reader, state: State)
 async def delete_my_profile(reader: Reader, state: State) -> ProfileDeleted:
     """Delete the profile and the reader's conversations."""
     try:
-        return await profiles.delete_reader(pool=state.stores.pool, chat=state.chat,
-                                            user_id=reader)
+        return await profiles.delete_reader(pool=state.stores.pool, chat=state.chat, user_id=reader)
     except ServiceUnavailable as exc:
         raise profiles.ConversationsNotDeleted from exc
 

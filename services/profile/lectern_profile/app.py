@@ -26,10 +26,17 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         async with open_stores(settings, schema="profile", migrations=MIGRATIONS) as stores:
-            chat = InternalClient(name="chat", base_url=settings.chat_url, token=token,
-                                  timeout_s=settings.http_timeout_s)
-            keys = JwksKeys(url=settings.jwks_url, timeout_s=settings.jwks_timeout_s,
-                            min_refetch_s=settings.jwks_min_refetch_s)
+            chat = InternalClient(
+                name="chat",
+                base_url=settings.chat_url,
+                token=token,
+                timeout_s=settings.http_timeout_s,
+            )
+            keys = JwksKeys(
+                url=settings.jwks_url,
+                timeout_s=settings.jwks_timeout_s,
+                min_refetch_s=settings.jwks_min_refetch_s,
+            )
             verifier = Verifier(settings=settings, pool=stores.pool, keys=keys)
             try:
                 yield {"profile": ProfileState(settings, stores, chat, verifier)}

@@ -16,8 +16,11 @@ log = structlog.get_logger()
 
 class ConversationsNotDeleted(ApiError):
     def __init__(self) -> None:
-        super().__init__(503, "dependency_unavailable",
-                         "your conversations could not be deleted; nothing was deleted, try again")
+        super().__init__(
+            503,
+            "dependency_unavailable",
+            "your conversations could not be deleted; nothing was deleted, try again",
+        )
 
 
 def to_profile(record: asyncpg.Record) -> Profile:
@@ -25,8 +28,9 @@ def to_profile(record: asyncpg.Record) -> Profile:
     return Profile(**values, segment=segment(values))
 
 
-async def delete_reader(*, pool: asyncpg.Pool, chat: InternalClient, user_id: str
-                        ) -> ProfileDeleted:
+async def delete_reader(
+    *, pool: asyncpg.Pool, chat: InternalClient, user_id: str
+) -> ProfileDeleted:
     """Delete the reader's conversations (through chat), then the profile. If chat cannot
     confirm, the profile stays and the reader gets a 503 to retry: no half-deleted reader."""
     response = await chat.request("DELETE", f"/internal/readers/{user_id}/conversations")

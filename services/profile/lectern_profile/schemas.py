@@ -13,8 +13,16 @@ OperatingSystem = Literal["linux", "windows", "macos"]
 AnswerDepth = Literal["brief", "standard", "detailed"]
 GOALS_MAX_CHARS = 500
 
-FIELDS = ("python_level", "cpp_level", "ai_ml_level", "ros2_level", "hardware_access",
-          "operating_system", "answer_depth", "goals")
+FIELDS = (
+    "python_level",
+    "cpp_level",
+    "ai_ml_level",
+    "ros2_level",
+    "hardware_access",
+    "operating_system",
+    "answer_depth",
+    "goals",
+)
 LEVEL_FIELDS = ("python_level", "cpp_level", "ai_ml_level", "ros2_level")
 
 

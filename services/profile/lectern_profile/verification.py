@@ -33,8 +33,12 @@ class InvalidCredential(ApiError):
     """A credential was presented and is not valid: the gateway answers 401."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(401, "unauthorized", "invalid or expired credential",
-                         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(
+            401,
+            "unauthorized",
+            "invalid or expired credential",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
         self.reason = reason
 
 
@@ -82,8 +86,7 @@ class JwksKeys:
             log.warning("jwks.fetch_failed", url=self.url, error=type(exc).__name__)
             raise AuthUnavailable("auth key set") from exc
         self._failed = False
-        self.keys = {k.key_id: k for k in key_set.keys
-                     if k.key_id and k.algorithm_name == "EdDSA"}
+        self.keys = {k.key_id: k for k in key_set.keys if k.key_id and k.algorithm_name == "EdDSA"}
         log.info("jwks.fetched", kids=sorted(self.keys))
 
     async def aclose(self) -> None:
@@ -99,7 +102,8 @@ def session_signature(token: str, secret: str) -> str:
 def unsign_session_token(value: str, secret: str) -> str:
     token, _, signature = value.partition(".")
     if not _SIGNATURE.match(signature) or not hmac.compare_digest(
-            signature, session_signature(token, secret)):
+        signature, session_signature(token, secret)
+    ):
         raise InvalidCredential("bad_signature")
     return token
 
@@ -116,11 +120,12 @@ class Verifier:
         self.secret = settings.better_auth_secret.get_secret_value()
         # The schema name is validated by its settings pattern.
         table = f'"{settings.auth_schema}"."session"'
-        self.session_sql = (f'SELECT s."userId" FROM {table} s '  # noqa: S608
-                            'WHERE s."token" = $1 AND s."expiresAt" > now()')
+        self.session_sql = (
+            f'SELECT s."userId" FROM {table} s '  # noqa: S608
+            'WHERE s."token" = $1 AND s."expiresAt" > now()'
+        )
 
-    async def reader_for(self, *, authorization: str | None,
-                         cookies: dict[str, str]) -> str | None:
+    async def reader_for(self, *, authorization: str | None, cookies: dict[str, str]) -> str | None:
         if authorization is not None:
             return await self._from_authorization(authorization)
         for name in SESSION_COOKIES:
@@ -155,11 +160,15 @@ class Verifier:
         if key is None:
             raise InvalidCredential("unknown_kid")
         try:
-            claims = jwt.decode(token, key.key, algorithms=["EdDSA"],
-                                issuer=self.settings.better_auth_url,
-                                audience=self.settings.expected_audience,
-                                leeway=self.settings.jwt_leeway_s,
-                                options={"require": REQUIRED_CLAIMS})
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["EdDSA"],
+                issuer=self.settings.better_auth_url,
+                audience=self.settings.expected_audience,
+                leeway=self.settings.jwt_leeway_s,
+                options={"require": REQUIRED_CLAIMS},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidCredential("expired") from exc
         except jwt.InvalidTokenError as exc:

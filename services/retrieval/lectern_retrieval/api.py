@@ -36,15 +36,15 @@ NDJSON = "application/x-ndjson"
 
 @router.post("/api/search", response_model=SearchResponse)
 async def public_search(body: SearchRequest, state: State) -> dict:
-    results = await state.searcher.search(body.query, top_k=body.top_k,
-                                          chapter_id=body.chapter_id)
+    results = await state.searcher.search(body.query, top_k=body.top_k, chapter_id=body.chapter_id)
     return {"results": results}
 
 
 @router.post("/internal/search", response_model=SearchResponse)
 async def internal_search(body: InternalSearchRequest, state: State) -> dict:
-    results = await state.searcher.search(body.query, top_k=body.top_k,
-                                          chapter_id=body.chapter_id, mode=body.mode)
+    results = await state.searcher.search(
+        body.query, top_k=body.top_k, chapter_id=body.chapter_id, mode=body.mode
+    )
     return {"results": results}
 
 
@@ -55,8 +55,11 @@ async def chapters(state: State) -> dict:
 
 @router.get("/internal/chapters/{chapter_id}", response_model=Chapter)
 async def chapter(chapter_id: str, state: State) -> dict:
-    found = (await store.get_chapter(state.stores.pool, chapter_id)
-             if re.match(CHAPTER_ID_PATTERN, chapter_id) else None)
+    found = (
+        await store.get_chapter(state.stores.pool, chapter_id)
+        if re.match(CHAPTER_ID_PATTERN, chapter_id)
+        else None
+    )
     if found is None:
         raise NotFound("chapter")
     return found
@@ -66,44 +69,62 @@ def _default_prefix(source: str) -> str:
     return f"/docs/{source}/"
 
 
-async def _read_upload(request: Request, state: RetrievalState
-                       ) -> tuple[str, str, list[SourceFile]]:
+async def _read_upload(
+    request: Request, state: RetrievalState
+) -> tuple[str, str, list[SourceFile]]:
     settings = state.settings
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
-        raise ApiError(413, "payload_too_large",
-                       f"upload is larger than {settings.max_upload_bytes} bytes")
+        raise ApiError(
+            413, "payload_too_large", f"upload is larger than {settings.max_upload_bytes} bytes"
+        )
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data")
     form = await request.form(max_files=settings.max_upload_files, max_fields=10)
     source = form.get("source")
     if not isinstance(source, str):
-        raise ApiError(422, "validation_error", "field 'source' is required",
-                       details=[{"field": "source", "message": "required"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            "field 'source' is required",
+            details=[{"field": "source", "message": "required"}],
+        )
     prefix = form.get("url_prefix")
     prefix = prefix if isinstance(prefix, str) and prefix else _default_prefix(source)
     uploads = form.getlist("files")
     if not uploads:
-        raise ApiError(422, "validation_error", "at least one file is required",
-                       details=[{"field": "files", "message": "required"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            "at least one file is required",
+            details=[{"field": "files", "message": "required"}],
+        )
     files = []
     total = 0
     for n, upload in enumerate(uploads):
         if not isinstance(upload, UploadFile):
-            raise ApiError(422, "validation_error", f"files[{n}] is not a file",
-                           details=[{"field": f"files[{n}]", "message": "not a file"}])
+            raise ApiError(
+                422,
+                "validation_error",
+                f"files[{n}] is not a file",
+                details=[{"field": f"files[{n}]", "message": "not a file"}],
+            )
         data = await upload.read(settings.max_file_bytes + 1)
         total += len(data)
         if len(data) > settings.max_file_bytes or total > settings.max_upload_bytes:
-            raise ApiError(413, "payload_too_large",
-                           f"files[{n}] ({upload.filename}) is too large "
-                           f"(at most {settings.max_file_bytes} bytes per file)")
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"files[{n}] ({upload.filename}) is too large "
+                f"(at most {settings.max_file_bytes} bytes per file)",
+            )
         files.append(SourceFile(path=upload.filename or "", data=data))
     return check_source(source), check_url_prefix(prefix), files
 
 
-async def _run_ingest(request: Request, state: RetrievalState, source: str, prefix: str,
-                      files: list[SourceFile]):
+async def _run_ingest(
+    request: Request, state: RetrievalState, source: str, prefix: str, files: list[SourceFile]
+):
     started = time.perf_counter()
     docs = await state.ingestor.prepare(source, files, url_prefix=prefix)
     if NDJSON not in request.headers.get("accept", ""):
@@ -111,8 +132,9 @@ async def _run_ingest(request: Request, state: RetrievalState, source: str, pref
     return StreamingResponse(_progress_stream(state, source, docs, started), media_type=NDJSON)
 
 
-async def _progress_stream(state: RetrievalState, source: str, docs: list,
-                           started: float) -> AsyncIterator[bytes]:
+async def _progress_stream(
+    state: RetrievalState, source: str, docs: list, started: float
+) -> AsyncIterator[bytes]:
     """Progress events, one JSON object a line, ending with the summary (or an error). The
     ingest runs in its own task, so it completes even if the client goes away."""
     queue: asyncio.Queue[dict] = asyncio.Queue()
@@ -127,9 +149,13 @@ async def _progress_stream(state: RetrievalState, source: str, docs: list,
         except Exception as exc:
             log.exception("ingest.failed", source=source)
             code = exc.code if isinstance(exc, ApiError) else "internal_error"
-            await queue.put({"event": "error", "code": code,
-                             "message": exc.message if isinstance(exc, ApiError)
-                             else "ingest failed"})
+            await queue.put(
+                {
+                    "event": "error",
+                    "code": code,
+                    "message": exc.message if isinstance(exc, ApiError) else "ingest failed",
+                }
+            )
 
     task = asyncio.create_task(run())
     state.background.add(task)
@@ -141,8 +167,12 @@ async def _progress_stream(state: RetrievalState, source: str, docs: list,
             return
 
 
-@router.post("/api/admin/ingest", response_model=IngestSummary, dependencies=[Admin],
-             responses={200: {"content": {NDJSON: {}}}})
+@router.post(
+    "/api/admin/ingest",
+    response_model=IngestSummary,
+    dependencies=[Admin],
+    responses={200: {"content": {NDJSON: {}}}},
+)
 async def admin_ingest(request: Request, state: State):
     """Upload a whole source (multipart: `source`, `files` named by relative path, optional
     `url_prefix`); files of that source missing from the upload are removed."""
@@ -150,8 +180,12 @@ async def admin_ingest(request: Request, state: State):
     return await _run_ingest(request, state, source, prefix, files)
 
 
-@router.post("/api/admin/ingest-path", response_model=IngestSummary, dependencies=[Admin],
-             responses={200: {"content": {NDJSON: {}}}})
+@router.post(
+    "/api/admin/ingest-path",
+    response_model=IngestSummary,
+    dependencies=[Admin],
+    responses={200: {"content": {NDJSON: {}}}},
+)
 async def admin_ingest_path(body: IngestPathRequest, request: Request, state: State):
     """Ingest a folder the service can read, only below RETRIEVAL_INGEST_ROOTS."""
     source = check_source(body.source)

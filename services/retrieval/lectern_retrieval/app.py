@@ -43,19 +43,36 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         embedder = create_embedder(settings)
-        vectors = VectorStore(settings, model=embedder.name, dimension=embedder.dimension,
-                              passages=embedder.passage_scheme)
+        vectors = VectorStore(
+            settings,
+            model=embedder.name,
+            dimension=embedder.dimension,
+            passages=embedder.passage_scheme,
+        )
         try:
             await vectors.open()
             async with open_stores(settings, schema="retrieval", migrations=MIGRATIONS) as stores:
                 await _reconcile(stores.pool, vectors)
                 state = RetrievalState(
-                    settings=settings, stores=stores, embedder=embedder, vectors=vectors,
-                    searcher=Searcher(stores.pool, vectors, embedder, rrf_k=settings.rrf_k,
-                                      candidates=settings.candidates),
-                    ingestor=Ingestor(stores.pool, vectors, embedder, budget=settings.chunk_chars))
-                log.info("retrieval.ready", embeddings=embedder.name, dimension=embedder.dimension,
-                         qdrant="server" if settings.qdrant_url else "local")
+                    settings=settings,
+                    stores=stores,
+                    embedder=embedder,
+                    vectors=vectors,
+                    searcher=Searcher(
+                        stores.pool,
+                        vectors,
+                        embedder,
+                        rrf_k=settings.rrf_k,
+                        candidates=settings.candidates,
+                    ),
+                    ingestor=Ingestor(stores.pool, vectors, embedder, budget=settings.chunk_chars),
+                )
+                log.info(
+                    "retrieval.ready",
+                    embeddings=embedder.name,
+                    dimension=embedder.dimension,
+                    qdrant="server" if settings.qdrant_url else "local",
+                )
                 yield {"retrieval": state}
                 for task in list(state.background):
                     await task

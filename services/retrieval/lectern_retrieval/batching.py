@@ -15,8 +15,9 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int,
-                 max_in_flight: int) -> None:
+    def __init__(
+        self, run: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int, max_in_flight: int
+    ) -> None:
         self.run, self.max_batch, self.max_in_flight = run, max_batch, max_in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
@@ -31,8 +32,8 @@ class Batcher(Generic[T, R]):
         return await future
 
     def _start(self) -> None:
-        batch = self._waiting[:self.max_batch]
-        del self._waiting[:self.max_batch]
+        batch = self._waiting[: self.max_batch]
+        del self._waiting[: self.max_batch]
         self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)
@@ -51,8 +52,11 @@ class Batcher(Generic[T, R]):
         except BaseException as exc:  # each caller sees the batch's failure as its own
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception)
-                                         else RuntimeError("the batch was cancelled"))
+                    future.set_exception(
+                        exc
+                        if isinstance(exc, Exception)
+                        else RuntimeError("the batch was cancelled")
+                    )
             if not isinstance(exc, Exception):
                 raise
         finally:

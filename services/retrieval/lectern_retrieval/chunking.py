@@ -128,13 +128,13 @@ def chunk_document(doc: ParsedDoc, *, source: str, source_path: str, budget: int
     seen: set[str] = set()
     for section in doc.sections:
         for piece in split_section(section.text, budget):
-            cid = chunk_id(source=source, source_path=source_path,
-                           heading_path=section.path, text=piece)
+            cid = chunk_id(
+                source=source, source_path=source_path, heading_path=section.path, text=piece
+            )
             if cid in seen:  # the same text twice in one section adds nothing to search
                 continue
             seen.add(cid)
-            chunks.append(Chunk(cid, len(chunks), section.path, _section_name(doc, section),
-                                piece))
+            chunks.append(Chunk(cid, len(chunks), section.path, _section_name(doc, section), piece))
     return chunks
 
 

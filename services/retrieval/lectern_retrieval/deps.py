@@ -38,16 +38,18 @@ State = Annotated[RetrievalState, Depends(retrieval_state)]
 
 
 async def require_admin(
-        state: State,
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    state: State, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
     expected = state.settings.admin_token.get_secret_value()
     if not expected:
         raise ApiError(403, "forbidden", "the admin API is disabled (ADMIN_TOKEN is not set)")
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                             expected.encode()):
-        raise ApiError(401, "unauthorized", "admin credential required",
-                       headers={"WWW-Authenticate": "Bearer"})
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    ):
+        raise ApiError(
+            401, "unauthorized", "admin credential required", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 Admin = Depends(require_admin)

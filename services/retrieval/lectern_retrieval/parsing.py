@@ -85,7 +85,8 @@ def clean_heading(text: str) -> str:
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
 _MDX_ESM = re.compile(
-    r"^(import\s.+|import\s*['\"].+|export\s+(?:const|default|function|let)\b.*)$")
+    r"^(import\s.+|import\s*['\"].+|export\s+(?:const|default|function|let)\b.*)$"
+)
 _JSX_LINE = re.compile(r"^\s*(?:</?[A-Z][\w.]*(?:\s[^<>]*)?/?>\s*)+$")
 _JSX_OPEN = re.compile(r"^\s*<[A-Za-z][\w.]*(?:\s[^<>]*)?$")  # a tag whose attributes continue
 _ADMONITION = re.compile(r"^\s*:::\s*(\w+)?\s*(.*)$")
@@ -103,7 +104,7 @@ def _front_matter(text: str) -> tuple[dict, str]:
         raise ParseError("front matter is not valid YAML") from exc
     if not isinstance(meta, dict):
         raise ParseError("front matter is not a mapping")
-    return meta, text[match.end():]
+    return meta, text[match.end() :]
 
 
 def _strip_mdx(lines: list[str]) -> list[str]:
@@ -180,8 +181,11 @@ def parse_markdown(text: str, *, fallback_title: str) -> ParsedDoc:
     flush()
     title = str(meta.get("title") or first_h1 or meta.get("sidebar_label") or fallback_title)
     slug = meta.get("slug")
-    return ParsedDoc(title=clean_heading(title), sections=[s for s in sections if s.text],
-                     slug=str(slug) if slug else None)
+    return ParsedDoc(
+        title=clean_heading(title),
+        sections=[s for s in sections if s.text],
+        slug=str(slug) if slug else None,
+    )
 
 
 # ---- reStructuredText (Sphinx) --------------------------------------------------------------
@@ -191,14 +195,50 @@ _DIRECTIVE = re.compile(r"^(\s*)\.\.\s+(?:\|[^|]+\|\s+)?([\w:.-]+)::(?:\s+(.*))?
 _EXPLICIT = re.compile(r"^(\s*)\.\.(?:\s|$)")
 _OPTION = re.compile(r"^\s*:[\w-]+:(?:\s.*)?$")
 CODE_DIRECTIVES = {"code-block", "code", "sourcecode", "code-tab"}
-DROPPED_DIRECTIVES = {"contents", "toctree", "redirect-from", "meta", "raw", "image", "figure",
-                      "include", "literalinclude", "index", "highlight", "tabularcolumns",
-                      "sectionauthor", "moduleauthor", "codeauthor", "spelling:word-list",
-                      "todo", "graphviz", "video", "youtube", "iframe", "autosummary",
-                      "automodule", "autoclass", "doxygenfile", "doxygenclass"}
-ADMONITIONS = {"note", "warning", "tip", "important", "caution", "attention", "danger", "error",
-               "hint", "seealso", "admonition", "versionadded", "versionchanged",
-               "deprecated"}
+DROPPED_DIRECTIVES = {
+    "contents",
+    "toctree",
+    "redirect-from",
+    "meta",
+    "raw",
+    "image",
+    "figure",
+    "include",
+    "literalinclude",
+    "index",
+    "highlight",
+    "tabularcolumns",
+    "sectionauthor",
+    "moduleauthor",
+    "codeauthor",
+    "spelling:word-list",
+    "todo",
+    "graphviz",
+    "video",
+    "youtube",
+    "iframe",
+    "autosummary",
+    "automodule",
+    "autoclass",
+    "doxygenfile",
+    "doxygenclass",
+}
+ADMONITIONS = {
+    "note",
+    "warning",
+    "tip",
+    "important",
+    "caution",
+    "attention",
+    "danger",
+    "error",
+    "hint",
+    "seealso",
+    "admonition",
+    "versionadded",
+    "versionchanged",
+    "deprecated",
+}
 
 
 def _indent(line: str) -> int:
@@ -228,7 +268,7 @@ def _rst_body(lines: list[str]) -> list[str]:
         if m := _DIRECTIVE.match(line):
             indent, name, arg = len(m.group(1)), m.group(2).lower(), (m.group(3) or "").strip()
             end = _block_end(lines, i + 1, indent)
-            content = lines[i + 1:end]
+            content = lines[i + 1 : end]
             while content and _OPTION.match(content[0]):
                 content = content[1:]
             content = _dedent_block(content)
@@ -240,7 +280,7 @@ def _rst_body(lines: list[str]) -> list[str]:
             continue
         if line.rstrip().endswith("::") and i + 1 < len(lines):
             end = _block_end(lines, i + 1, _indent(line))
-            block = _dedent_block(lines[i + 1:end])
+            block = _dedent_block(lines[i + 1 : end])
             if any(b.strip() for b in block):
                 stripped = line.rstrip()[:-2].rstrip()
                 if stripped:
@@ -266,8 +306,12 @@ def _directive(name: str, arg: str, content: list[str]) -> list[str]:
         lead = f"{label}: {arg}" if arg and name not in ("admonition",) else f"{label}:"
         return ["", lead, *body, ""]
     # tabs, tab, group-tab, only, container, topic, tables...: keep what the reader sees.
-    return ["", *([arg] if arg and name not in ("only", "container", "list-table") else []),
-            *body, ""]
+    return [
+        "",
+        *([arg] if arg and name not in ("only", "container", "list-table") else []),
+        *body,
+        "",
+    ]
 
 
 def _rst_titles(lines: list[str]) -> list[tuple[int, int, str, int]]:
@@ -278,12 +322,22 @@ def _rst_titles(lines: list[str]) -> list[tuple[int, int, str, int]]:
     while i < len(lines) - 1:
         line, nxt = lines[i], lines[i + 1]
         over = _ADORNMENT.match(line)
-        if (over and i + 2 < len(lines) and nxt.strip() and _ADORNMENT.match(lines[i + 2])
-                and lines[i + 2].strip()[0] == line.strip()[0]):
+        if (
+            over
+            and i + 2 < len(lines)
+            and nxt.strip()
+            and _ADORNMENT.match(lines[i + 2])
+            and lines[i + 2].strip()[0] == line.strip()[0]
+        ):
             style, text, end = (line.strip()[0], True), nxt.strip(), i + 3
-        elif (line.strip() and not line[0].isspace() and _ADORNMENT.match(nxt)
-              and len(nxt.strip()) >= min(len(line.strip()), 3)
-              and not _EXPLICIT.match(line) and (i == 0 or not lines[i - 1].strip())):
+        elif (
+            line.strip()
+            and not line[0].isspace()
+            and _ADORNMENT.match(nxt)
+            and len(nxt.strip()) >= min(len(line.strip()), 3)
+            and not _EXPLICIT.match(line)
+            and (i == 0 or not lines[i - 1].strip())
+        ):
             style, text, end = (nxt.strip()[0], False), line.strip(), i + 2
         else:
             i += 1

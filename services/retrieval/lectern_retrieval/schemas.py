@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field, StringConstraints
 CHAPTER_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,199}$"
 MAX_QUERY_CHARS = 2000
 
-Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                         max_length=MAX_QUERY_CHARS)]
+Query = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)
+]
 ChapterId = Annotated[str, StringConstraints(pattern=CHAPTER_ID_PATTERN)]
 
 

@@ -43,43 +43,60 @@ class Searcher:
     candidates: int
 
     def __post_init__(self) -> None:
-        self._embed = Batcher(self.embedder.embed_queries, max_batch=self.embedder.query_batch,
-                              max_in_flight=self.embedder.query_concurrency)
-        self._nearest = Batcher(partial(self.vectors.nearest, limit=self.candidates),
-                                max_batch=NEAREST_BATCH, max_in_flight=self.vectors.concurrency)
+        self._embed = Batcher(
+            self.embedder.embed_queries,
+            max_batch=self.embedder.query_batch,
+            max_in_flight=self.embedder.query_concurrency,
+        )
+        self._nearest = Batcher(
+            partial(self.vectors.nearest, limit=self.candidates),
+            max_batch=NEAREST_BATCH,
+            max_in_flight=self.vectors.concurrency,
+        )
 
     async def _query_vector(self, query: str) -> np.ndarray:
         try:
             return await self._embed(query)
         except LLMError as exc:
-            raise ApiError(503, "embeddings_unavailable",
-                           "the embedding model is unavailable, try again shortly") from exc
+            raise ApiError(
+                503,
+                "embeddings_unavailable",
+                "the embedding model is unavailable, try again shortly",
+            ) from exc
 
     async def _dense(self, query: str, chapter_id: str | None) -> list[tuple[str, float]]:
         vector = await self._query_vector(query)
         if chapter_id is None:
             return await self._nearest(vector)
         chunks = await store.chapter_passages(self.pool, chapter_id)
-        return (await self.vectors.score_chunks(vector, chunks))[:self.candidates]
+        return (await self.vectors.score_chunks(vector, chunks))[: self.candidates]
 
-    async def search(self, query: str, *, top_k: int, chapter_id: str | None,
-                     mode: Mode = "hybrid") -> list[dict]:
+    async def search(
+        self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
+    ) -> list[dict]:
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
         legs: list[tuple[list[tuple[str, float]], float]] = []
         if mode == "hybrid":
             dense, lexical = await asyncio.gather(
                 self._dense(query, chapter_id),
-                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id))
+                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
+            )
             legs = [(dense, 1.0), (lexical, 1.0)]
         elif mode == "dense":
             legs = [(await self._dense(query, chapter_id), 1.0)]
         else:
-            legs = [(await store.lexical(self.pool, query, limit=self.candidates,
-                                         chapter_id=chapter_id), 1.0)]
+            legs = [
+                (
+                    await store.lexical(
+                        self.pool, query, limit=self.candidates, chapter_id=chapter_id
+                    ),
+                    1.0,
+                )
+            ]
         ranked = rrf(legs, k=self.rrf_k) if mode == "hybrid" else legs[0][0]
         # Vectors of a half-finished ingest may have no row yet: ask for a few spare ids.
-        wanted = ranked[:top_k + 10]
+        wanted = ranked[: top_k + 10]
         rows = await store.chunks_by_id(self.pool, [i for i, _ in wanted])
         results = []
         for chunk_id, score in wanted:

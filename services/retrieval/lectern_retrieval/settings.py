@@ -11,8 +11,9 @@ from lectern_common.settings import ServiceSettings, is_weak_secret
 
 
 class RetrievalSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="RETRIEVAL_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RETRIEVAL_", extra="ignore", populate_by_name=True
+    )
 
     service_name: str = "retrieval"
     port: int = 8102
@@ -25,7 +26,8 @@ class RetrievalSettings(ServiceSettings):
 
     # None: Gemini when GEMINI_API_KEY is set, else the local model.
     embeddings_provider: Literal["local", "gemini"] | None = Field(
-        None, validation_alias="EMBEDDINGS_PROVIDER")
+        None, validation_alias="EMBEDDINGS_PROVIDER"
+    )
     gemini_embedding_model: str = "gemini-embedding-001"
     gemini_embedding_dimension: int = Field(768, ge=128, le=3072)
     gemini_embedding_batch: int = Field(100, ge=1, le=100)

@@ -17,6 +17,12 @@ from lectern_retrieval.chunking import Chunk
 # them into common words, so they also become terms of their own, as whole as readers type them.
 _IDENTIFIER = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
 HEADING_TF = 3  # a title/heading occurrence counts three times a body one (as weight 'A')
+_INSERT_TERMS = f"""INSERT INTO chunk_terms (lexeme, chunk_id, chapter_id, tf, length)
+           SELECT t.lexeme, c.chunk_id, c.chapter_id,
+                  (SELECT sum(CASE w WHEN 'A' THEN {HEADING_TF} ELSE 1 END)
+                     FROM unnest(t.weights) w), 0
+             FROM chunks c, unnest(c.tsv) t
+            WHERE c.chapter_id = $1"""  # noqa: S608 (HEADING_TF is a constant)
 
 
 def identifiers(text: str) -> Counter[str]:
@@ -47,7 +53,8 @@ async def ingest_lock(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 async def document_hashes(conn: asyncpg.Connection, source: str) -> dict[str, tuple[str, str]]:
     """source_path -> (chapter_id, file_hash) for every document of a source."""
     rows = await conn.fetch(
-        "SELECT source_path, chapter_id, file_hash FROM documents WHERE source = $1", source)
+        "SELECT source_path, chapter_id, file_hash FROM documents WHERE source = $1", source
+    )
     return {r["source_path"]: (r["chapter_id"], r["file_hash"]) for r in rows}
 
 
@@ -58,25 +65,30 @@ class StoredChunk:
     passages: int  # its points in Qdrant
 
 
-async def stored_chunks(conn: asyncpg.Connection, chapter_ids: list[str]
-                        ) -> dict[str, StoredChunk]:
+async def stored_chunks(conn: asyncpg.Connection, chapter_ids: list[str]) -> dict[str, StoredChunk]:
     rows = await conn.fetch(
         """SELECT chunk_id::text AS chunk_id, chapter_id, title, passages FROM chunks
-            WHERE chapter_id = ANY($1)""", chapter_ids)
+            WHERE chapter_id = ANY($1)""",
+        chapter_ids,
+    )
     return {r["chunk_id"]: StoredChunk(r["chapter_id"], r["title"], r["passages"]) for r in rows}
 
 
-async def chapter_ids_taken(conn: asyncpg.Connection, chapter_ids: list[str], source: str
-                            ) -> list[str]:
+async def chapter_ids_taken(
+    conn: asyncpg.Connection, chapter_ids: list[str], source: str
+) -> list[str]:
     """Chapter ids already used by another source (two sources must not share an id)."""
     rows = await conn.fetch(
         "SELECT chapter_id FROM documents WHERE chapter_id = ANY($1) AND source <> $2",
-        chapter_ids, source)
+        chapter_ids,
+        source,
+    )
     return [r["chapter_id"] for r in rows]
 
 
-async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
-                          removed: list[str], passages: dict[str, int]) -> None:
+async def write_documents(
+    conn: asyncpg.Connection, docs: list[DocumentRow], removed: list[str], passages: dict[str, int]
+) -> None:
     """Replace the rows of changed documents and drop removed ones, in one transaction."""
     async with conn.transaction():
         if removed:
@@ -92,33 +104,58 @@ async def write_documents(conn: asyncpg.Connection, docs: list[DocumentRow],
                      content_hash = EXCLUDED.content_hash, text = EXCLUDED.text,
                      sections = EXCLUDED.sections, chunk_count = EXCLUDED.chunk_count,
                      ingested_at = now()""",
-                doc.chapter_id, doc.source, doc.source_path, doc.title, doc.url, doc.file_hash,
-                doc.content_hash, doc.text, doc.sections, len(doc.chunks))
+                doc.chapter_id,
+                doc.source,
+                doc.source_path,
+                doc.title,
+                doc.url,
+                doc.file_hash,
+                doc.content_hash,
+                doc.text,
+                doc.sections,
+                len(doc.chunks),
+            )
             await conn.execute("DELETE FROM chunks WHERE chapter_id = $1", doc.chapter_id)
             await conn.copy_records_to_table(
-                "chunks", columns=["chunk_id", "chapter_id", "ord", "title", "headings",
-                                   "section", "text", "passages"],
-                records=[(c.chunk_id, doc.chapter_id, c.ord, doc.title,
-                          " > ".join(c.heading_path), c.section, c.text, passages[c.chunk_id])
-                         for c in doc.chunks])
+                "chunks",
+                columns=[
+                    "chunk_id",
+                    "chapter_id",
+                    "ord",
+                    "title",
+                    "headings",
+                    "section",
+                    "text",
+                    "passages",
+                ],
+                records=[
+                    (
+                        c.chunk_id,
+                        doc.chapter_id,
+                        c.ord,
+                        doc.title,
+                        " > ".join(c.heading_path),
+                        c.section,
+                        c.text,
+                        passages[c.chunk_id],
+                    )
+                    for c in doc.chunks
+                ],
+            )
             await _index_terms(conn, doc.chapter_id, doc.title, doc.chunks)
         await conn.execute(
             """INSERT INTO corpus_stats (id, chunks, avgdl)
                SELECT 1, count(*), coalesce(avg(length), 1) FROM chunks
-               ON CONFLICT (id) DO UPDATE SET chunks = EXCLUDED.chunks, avgdl = EXCLUDED.avgdl""")
+               ON CONFLICT (id) DO UPDATE SET chunks = EXCLUDED.chunks, avgdl = EXCLUDED.avgdl"""
+        )
 
 
-async def _index_terms(conn: asyncpg.Connection, chapter_id: str, title: str,
-                       chunks: list[Chunk]) -> None:
+async def _index_terms(
+    conn: asyncpg.Connection, chapter_id: str, title: str, chunks: list[Chunk]
+) -> None:
     """Fill chunk_terms (and chunks.length) for one chapter: the lexemes of each chunk's
     tsvector, plus its identifiers."""
-    await conn.execute(
-        f"""INSERT INTO chunk_terms (lexeme, chunk_id, chapter_id, tf, length)
-           SELECT t.lexeme, c.chunk_id, c.chapter_id,
-                  (SELECT sum(CASE w WHEN 'A' THEN {HEADING_TF} ELSE 1 END)
-                     FROM unnest(t.weights) w), 0
-             FROM chunks c, unnest(c.tsv) t
-            WHERE c.chapter_id = $1""", chapter_id)  # noqa: S608 (a constant)
+    await conn.execute(_INSERT_TERMS, chapter_id)
     names = []
     for chunk in chunks:
         counts = identifiers(chunk.text)
@@ -127,17 +164,22 @@ async def _index_terms(conn: asyncpg.Connection, chapter_id: str, title: str,
         names += [(name, chunk.chunk_id, chapter_id, float(n), 0.0) for name, n in counts.items()]
     if names:
         await conn.copy_records_to_table(
-            "chunk_terms", columns=["lexeme", "chunk_id", "chapter_id", "tf", "length"],
-            records=names)
+            "chunk_terms",
+            columns=["lexeme", "chunk_id", "chapter_id", "tf", "length"],
+            records=names,
+        )
     await conn.execute(
         """WITH l AS (SELECT chunk_id, sum(tf) AS length FROM chunk_terms
                        WHERE chapter_id = $1 GROUP BY chunk_id)
            UPDATE chunk_terms t SET length = l.length FROM l WHERE t.chunk_id = l.chunk_id""",
-        chapter_id)
+        chapter_id,
+    )
     await conn.execute(
         """UPDATE chunks c SET length = coalesce(
                (SELECT sum(tf) FROM chunk_terms t WHERE t.chunk_id = c.chunk_id), 0)
-            WHERE c.chapter_id = $1""", chapter_id)
+            WHERE c.chapter_id = $1""",
+        chapter_id,
+    )
 
 
 async def count_passages(pool: asyncpg.Pool) -> int:
@@ -155,19 +197,29 @@ async def chunks_by_id(pool: asyncpg.Pool, ids: list[str]) -> dict[str, dict]:
         """SELECT c.chunk_id::text AS chunk_id, c.chapter_id, d.title, c.section, d.url,
                   d.source_path, c.text
              FROM chunks c JOIN documents d USING (chapter_id)
-            WHERE c.chunk_id = ANY($1::uuid[])""", ids)
+            WHERE c.chunk_id = ANY($1::uuid[])""",
+        ids,
+    )
     return {r["chunk_id"]: dict(r) for r in rows}
 
 
 async def chapter_passages(pool: asyncpg.Pool, chapter_id: str) -> dict[str, int]:
     """The chunks of one chapter and how many passages (vectors) each has."""
-    rows = await pool.fetch("SELECT chunk_id::text, passages FROM chunks WHERE chapter_id = $1",
-                            chapter_id)
+    rows = await pool.fetch(
+        "SELECT chunk_id::text, passages FROM chunks WHERE chapter_id = $1", chapter_id
+    )
     return {r["chunk_id"]: r["passages"] for r in rows}
 
 
-async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str | None,
-                  k1: float = 1.2, b: float = 0.75) -> list[tuple[str, float]]:
+async def lexical(
+    pool: asyncpg.Pool,
+    query: str,
+    *,
+    limit: int,
+    chapter_id: str | None,
+    k1: float = 1.2,
+    b: float = 0.75,
+) -> list[tuple[str, float]]:
     """BM25 over the chunk terms; the query goes through the same text-search parser as the
     chunks (stemming, stop words), so no user input reaches tsquery syntax, and its
     identifiers are looked up whole."""
@@ -186,21 +238,30 @@ async def lexical(pool: asyncpg.Pool, query: str, *, limit: int, chapter_id: str
             WHERE df.df > 0
             GROUP BY p.chunk_id
             ORDER BY score DESC LIMIT $2""",
-        query, limit, chapter_id, k1, b, list(identifiers(query)))
+        query,
+        limit,
+        chapter_id,
+        k1,
+        b,
+        list(identifiers(query)),
+    )
     return [(r["chunk_id"], float(r["score"])) for r in rows]
 
 
 async def list_chapters(pool: asyncpg.Pool) -> list[dict]:
     rows = await pool.fetch(
         "SELECT chapter_id AS id, title, url, source_path FROM documents"
-        " ORDER BY source, source_path")
+        " ORDER BY source, source_path"
+    )
     return [dict(r) for r in rows]
 
 
 async def get_chapter(pool: asyncpg.Pool, chapter_id: str) -> dict | None:
     row = await pool.fetchrow(
         """SELECT chapter_id AS id, title, url, source_path, source, content_hash, text, sections
-             FROM documents WHERE chapter_id = $1""", chapter_id)
+             FROM documents WHERE chapter_id = $1""",
+        chapter_id,
+    )
     return dict(row) if row else None
 
 

@@ -43,13 +43,17 @@ class EmbeddingMismatch(RuntimeError):
 
 
 class VectorStore:
-    def __init__(self, settings: RetrievalSettings, *, model: str, dimension: int,
-                 passages: str) -> None:
+    def __init__(
+        self, settings: RetrievalSettings, *, model: str, dimension: int, passages: str
+    ) -> None:
         self.collection, self.model, self.dimension = settings.collection, model, dimension
         self.passages = passages
         if settings.qdrant_url:
-            self.client = QdrantClient(url=settings.qdrant_url, timeout=10,
-                                       api_key=settings.qdrant_api_key.get_secret_value() or None)
+            self.client = QdrantClient(
+                url=settings.qdrant_url,
+                timeout=10,
+                api_key=settings.qdrant_api_key.get_secret_value() or None,
+            )
             workers = 4
         else:
             self.client = QdrantClient(path=settings.qdrant_path)
@@ -59,7 +63,8 @@ class VectorStore:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, partial(fn, *args, **kwargs))
+            self.pool, partial(fn, *args, **kwargs)
+        )
 
     async def open(self) -> None:
         await self._run(self._ensure_collection)
@@ -68,24 +73,33 @@ class VectorStore:
         if not self.client.collection_exists(self.collection):
             self.client.create_collection(
                 self.collection,
-                vectors_config=models.VectorParams(size=self.dimension,
-                                                   distance=models.Distance.DOT),
-                metadata={"embedding_model": self.model, "dimension": self.dimension,
-                          "passages": self.passages})
+                vectors_config=models.VectorParams(
+                    size=self.dimension, distance=models.Distance.DOT
+                ),
+                metadata={
+                    "embedding_model": self.model,
+                    "dimension": self.dimension,
+                    "passages": self.passages,
+                },
+            )
             return
         info = self.client.get_collection(self.collection)
         meta = info.config.metadata or {}
         params = info.config.params.vectors
         size = params.size if isinstance(params, models.VectorParams) else None
-        if (meta.get("embedding_model") != self.model or size != self.dimension
-                or meta.get("passages") != self.passages):
+        if (
+            meta.get("embedding_model") != self.model
+            or size != self.dimension
+            or meta.get("passages") != self.passages
+        ):
             raise EmbeddingMismatch(
                 f"Qdrant collection '{self.collection}' holds vectors of "
                 f"{meta.get('embedding_model', 'an unknown model')} (dimension {size}, passages "
                 f"{meta.get('passages', 'one per chunk')}) but this service embeds with "
                 f"{self.model} (dimension {self.dimension}, passages {self.passages}). Switch "
                 f"EMBEDDINGS_PROVIDER back, or point RETRIEVAL_COLLECTION at a new collection and "
-                f"re-ingest; vectors of two models are never mixed.")
+                f"re-ingest; vectors of two models are never mixed."
+            )
 
     async def count(self) -> int:
         result = await self._run(self.client.count, self.collection, exact=True)
@@ -93,45 +107,77 @@ class VectorStore:
 
     async def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):
-            points = [models.PointStruct(id=i, vector=v.tolist(), payload=p) for i, v, p in zip(
-                ids[start:start + UPSERT_BATCH], vectors[start:start + UPSERT_BATCH],
-                payloads[start:start + UPSERT_BATCH], strict=True)]
+            points = [
+                models.PointStruct(id=i, vector=v.tolist(), payload=p)
+                for i, v, p in zip(
+                    ids[start : start + UPSERT_BATCH],
+                    vectors[start : start + UPSERT_BATCH],
+                    payloads[start : start + UPSERT_BATCH],
+                    strict=True,
+                )
+            ]
             await self._run(self.client.upsert, self.collection, points=points, wait=True)
 
     async def delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):
-            await self._run(self.client.delete, self.collection,
-                            points_selector=models.PointIdsList(
-                                points=ids[start:start + UPSERT_BATCH]), wait=True)
+            await self._run(
+                self.client.delete,
+                self.collection,
+                points_selector=models.PointIdsList(points=ids[start : start + UPSERT_BATCH]),
+                wait=True,
+            )
 
-    async def nearest(self, vectors: list[np.ndarray], limit: int
-                      ) -> list[list[tuple[str, float]]]:
+    async def nearest(self, vectors: list[np.ndarray], limit: int) -> list[list[tuple[str, float]]]:
         """For each query vector, the `limit` chunks with the best passages: (chunk id, cosine
         score). One call for all of them (searches running together batch their vectors)."""
-        requests = [models.QueryRequest(query=v.tolist(), limit=limit * PASSAGE_FANOUT,
-                                        with_payload=["chunk_id"]) for v in vectors]
-        results = await self._run(self.client.query_batch_points, self.collection,
-                                  requests=requests)
-        return [best_per_chunk([(p.payload["chunk_id"], float(p.score)) for p in r.points
-                                if p.payload and "chunk_id" in p.payload], limit)
-                for r in results]
+        requests = [
+            models.QueryRequest(
+                query=v.tolist(), limit=limit * PASSAGE_FANOUT, with_payload=["chunk_id"]
+            )
+            for v in vectors
+        ]
+        results = await self._run(
+            self.client.query_batch_points, self.collection, requests=requests
+        )
+        return [
+            best_per_chunk(
+                [
+                    (p.payload["chunk_id"], float(p.score))
+                    for p in r.points
+                    if p.payload and "chunk_id" in p.payload
+                ],
+                limit,
+            )
+            for r in results
+        ]
 
-    async def score_chunks(self, vector: np.ndarray, chunks: dict[str, int]
-                           ) -> list[tuple[str, float]]:
+    async def score_chunks(
+        self, vector: np.ndarray, chunks: dict[str, int]
+    ) -> list[tuple[str, float]]:
         """Scores for the given chunks only (a chapter filter; `chunks`: id -> passages):
         fetching a chapter's vectors by id is far faster than a payload filter in local mode."""
-        owner = {passage_point_id(chunk_id, i): chunk_id
-                 for chunk_id, n in chunks.items() for i in range(n)}
+        owner = {
+            passage_point_id(chunk_id, i): chunk_id
+            for chunk_id, n in chunks.items()
+            for i in range(n)
+        }
         if not owner:
             return []
-        records = await self._run(self.client.retrieve, self.collection, ids=list(owner),
-                                  with_vectors=True, with_payload=False)
+        records = await self._run(
+            self.client.retrieve,
+            self.collection,
+            ids=list(owner),
+            with_vectors=True,
+            with_payload=False,
+        )
         if not records:
             return []
         matrix = np.array([r.vector for r in records], dtype=np.float32)
         scores = matrix @ vector
-        return best_per_chunk([(owner[str(r.id)], s) for r, s in
-                               zip(records, scores.tolist(), strict=True)], len(chunks))
+        return best_per_chunk(
+            [(owner[str(r.id)], s) for r, s in zip(records, scores.tolist(), strict=True)],
+            len(chunks),
+        )
 
     async def close(self) -> None:
         await self._run(self.client.close)

@@ -38,8 +38,11 @@ State = Annotated[SummaryState, Depends(summary_state)]
 async def small_body(request: Request) -> None:
     length = request.headers.get("content-length", "")
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", "the request body must have a Content-Length "
-                       f"of at most {MAX_BODY_BYTES} bytes")
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"the request body must have a Content-Length of at most {MAX_BODY_BYTES} bytes",
+        )
 
 
 def wants_stream(request: Request) -> bool:
@@ -50,45 +53,75 @@ async def obtain(generator: Generator, job: Job) -> Outcome:
     try:
         return await generator.obtain(job)
     except LLMError as exc:
-        raise ApiError(_LLM_STATUS.get(exc.code, 502), exc.code, exc.message,
-                       details={"retryable": exc.retryable}) from exc
+        raise ApiError(
+            _LLM_STATUS.get(exc.code, 502),
+            exc.code,
+            exc.message,
+            details={"retryable": exc.retryable},
+        ) from exc
 
 
-async def chapter_version(state: SummaryState, request: Request, job: Job
-                          ) -> ChapterVersionOut | StreamingResponse:
+async def chapter_version(
+    state: SummaryState, request: Request, job: Job
+) -> ChapterVersionOut | StreamingResponse:
     if wants_stream(request):
-        meta = {"chapter_id": job.chapter.id, "kind": job.kind.value, "audience": job.audience,
-                "title": job.chapter.title}
-        return stream_response(state.generator, job, meta,
-                               keepalive_s=state.settings.sse_keepalive_s)
+        meta = {
+            "chapter_id": job.chapter.id,
+            "kind": job.kind.value,
+            "audience": job.audience,
+            "title": job.chapter.title,
+        }
+        return stream_response(
+            state.generator, job, meta, keepalive_s=state.settings.sse_keepalive_s
+        )
     outcome = await obtain(state.generator, job)
-    return ChapterVersionOut(chapter_id=job.chapter.id, kind=job.kind, audience=job.audience,
-                             text=outcome.text, cached=outcome.cached, model=outcome.model,
-                             generated_at=outcome.generated_at)
+    return ChapterVersionOut(
+        chapter_id=job.chapter.id,
+        kind=job.kind,
+        audience=job.audience,
+        text=outcome.text,
+        cached=outcome.cached,
+        model=outcome.model,
+        generated_at=outcome.generated_at,
+    )
 
 
 @router.get("/chapters/{chapter_id}")
 async def chapter_summary(chapter_id: ChapterId, state: State) -> SummaryOut:
     chapter = await fetch_chapter(state.retrieval, chapter_id)
     outcome = await obtain(state.generator, Job(chapter, Kind.summary))
-    return SummaryOut(chapter_id=chapter.id, summary=outcome.text, cached=outcome.cached,
-                      model=outcome.model, generated_at=outcome.generated_at)
+    return SummaryOut(
+        chapter_id=chapter.id,
+        summary=outcome.text,
+        cached=outcome.cached,
+        model=outcome.model,
+        generated_at=outcome.generated_at,
+    )
 
 
-@router.post("/chapters/{chapter_id}/personalized", response_model=ChapterVersionOut,
-             responses={200: {"content": {"text/event-stream": {}}}})
-async def personalized_chapter(chapter_id: ChapterId, reader: Reader, state: State,
-                               request: Request) -> ChapterVersionOut | StreamingResponse:
+@router.post(
+    "/chapters/{chapter_id}/personalized",
+    response_model=ChapterVersionOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def personalized_chapter(
+    chapter_id: ChapterId, reader: Reader, state: State, request: Request
+) -> ChapterVersionOut | StreamingResponse:
     segment = await reader_segment(state.profile, reader)
     chapter = await fetch_chapter(state.retrieval, chapter_id)
     return await chapter_version(state, request, Job(chapter, Kind.personalized, segment))
 
 
-@router.post("/chapters/{chapter_id}/translation", response_model=ChapterVersionOut,
-             responses={200: {"content": {"text/event-stream": {}}}},
-             dependencies=[Depends(small_body)])
-async def translated_chapter(chapter_id: ChapterId, body: TranslationIn, state: State,
-                             request: Request) -> ChapterVersionOut | StreamingResponse:
+@router.post(
+    "/chapters/{chapter_id}/translation",
+    response_model=ChapterVersionOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[Depends(small_body)],
+)
+async def translated_chapter(
+    chapter_id: ChapterId, body: TranslationIn, state: State, request: Request
+) -> ChapterVersionOut | StreamingResponse:
     chapter = await fetch_chapter(state.retrieval, chapter_id)
-    return await chapter_version(state, request,
-                                 Job(chapter, Kind.translation, body.language.value))
+    return await chapter_version(
+        state, request, Job(chapter, Kind.translation, body.language.value)
+    )

@@ -32,15 +32,31 @@ def create_app(settings: SummarySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
         async with open_stores(settings, schema="summary", migrations=MIGRATIONS) as stores:
-            retrieval = InternalClient(name="retrieval", base_url=settings.retrieval_url,
-                                       token=token, timeout_s=settings.http_timeout_s)
-            profile = InternalClient(name="profile", base_url=settings.profile_url,
-                                     token=token, timeout_s=settings.http_timeout_s)
+            retrieval = InternalClient(
+                name="retrieval",
+                base_url=settings.retrieval_url,
+                token=token,
+                timeout_s=settings.http_timeout_s,
+            )
+            profile = InternalClient(
+                name="profile",
+                base_url=settings.profile_url,
+                token=token,
+                timeout_s=settings.http_timeout_s,
+            )
             gemini = Gemini(settings.gemini_config()) if settings.gemini_enabled else None
-            flight = Flight(stores.redis, stores.keys, ttl_s=settings.lock_ttl_s,
-                            failure_memory_s=settings.failure_memory_s)
-            generator = Generator(settings=settings, pool=stores.pool, flight=flight,
-                                  writer=Writer(gemini, settings) if gemini else None)
+            flight = Flight(
+                stores.redis,
+                stores.keys,
+                ttl_s=settings.lock_ttl_s,
+                failure_memory_s=settings.failure_memory_s,
+            )
+            generator = Generator(
+                settings=settings,
+                pool=stores.pool,
+                flight=flight,
+                writer=Writer(gemini, settings) if gemini else None,
+            )
             log.info("summary.started", model=settings.gemini_model if gemini else "extractive")
             try:
                 yield {"summary": SummaryState(settings, stores, retrieval, profile, generator)}
@@ -52,8 +68,11 @@ def create_app(settings: SummarySettings | None = None) -> FastAPI:
 
     def checks(request: Request) -> dict:
         state: SummaryState = request.state.summary
-        return {**state.stores.checks(), "retrieval": state.retrieval.ping,
-                "profile": state.profile.ping}
+        return {
+            **state.stores.checks(),
+            "retrieval": state.retrieval.ping,
+            "profile": state.profile.ping,
+        }
 
     app = build_app(settings, title="Lectern summary", lifespan=lifespan, checks=checks)
     app.include_router(router)

@@ -22,8 +22,11 @@ def _first_sentence(text: str) -> str:
         prose = " ".join(_MARKUP.sub("", line) for line in block.text.splitlines()).strip()
         if prose and not prose.startswith(("|", "<", ">", "..")):
             sentence = _SENTENCE_END.split(prose, maxsplit=1)[0]
-            return sentence if len(sentence) <= MAX_SENTENCE_CHARS else (
-                sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " ...")
+            return (
+                sentence
+                if len(sentence) <= MAX_SENTENCE_CHARS
+                else (sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " ...")
+            )
     return ""
 
 
@@ -32,16 +35,21 @@ def summary(chapter: Chapter) -> str:
     points = []
     for section in chapter.sections or []:
         if sentence := _first_sentence(section.text):
-            points.append(f"- **{section.heading}**: {sentence}" if section.heading
-                          else f"- {sentence}")
+            points.append(
+                f"- **{section.heading}**: {sentence}" if section.heading else f"- {sentence}"
+            )
     if not points and (sentence := _first_sentence(chapter.text)):
         points.append(f"- {sentence}")
-    label = ("_Extractive summary: no language model is configured, so these are the opening "
-             "sentences of the chapter's sections._")
+    label = (
+        "_Extractive summary: no language model is configured, so these are the opening "
+        "sentences of the chapter's sections._"
+    )
     return "\n".join([label, "", *points[:MAX_POINTS]])
 
 
 def personalized(chapter: Chapter) -> str:
-    label = ("_Personalization needs the language model, which is not configured: this is the "
-             "chapter as written._")
+    label = (
+        "_Personalization needs the language model, which is not configured: this is the "
+        "chapter as written._"
+    )
     return f"{label}\n\n{chapter.text}"

@@ -40,8 +40,7 @@ class Failure:
 
 
 class Flight:
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: float, failure_memory_s: float
-                 ) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: float, failure_memory_s: float) -> None:
         self.redis, self.keys = redis, keys
         self.ttl_ms = int(ttl_s * 1000)
         self.failure_ms = int(failure_memory_s * 1000)
@@ -84,8 +83,11 @@ class Flight:
         return token.decode() if token else None
 
     async def note_failure(self, lock: Lock, failure: Failure) -> None:
-        await self.redis.set(self.keys("summary", "failed", lock.token),
-                             orjson.dumps(failure.__dict__), px=self.failure_ms)
+        await self.redis.set(
+            self.keys("summary", "failed", lock.token),
+            orjson.dumps(failure.__dict__),
+            px=self.failure_ms,
+        )
 
     async def failure_of(self, token: str) -> Failure | None:
         raw = await self.redis.get(self.keys("summary", "failed", token))

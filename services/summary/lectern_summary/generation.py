@@ -26,8 +26,11 @@ log = structlog.get_logger()
 
 # What each request cost: served from the table, generated (model calls made), failed, or
 # answered by the offline fallback. `generated` over all is the cache's miss rate.
-OUTCOMES = Counter("lectern_summary_outcomes_total", "Summary requests by how they were served",
-                   ["kind", "outcome"])
+OUTCOMES = Counter(
+    "lectern_summary_outcomes_total",
+    "Summary requests by how they were served",
+    ["kind", "outcome"],
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,12 @@ class Outcome:
 
 class GenerationPending(ApiError):
     def __init__(self) -> None:
-        super().__init__(504, "generation_pending",
-                         "the text is still being generated, try again shortly",
-                         details={"retryable": True})
+        super().__init__(
+            504,
+            "generation_pending",
+            "the text is still being generated, try again shortly",
+            details={"retryable": True},
+        )
 
 
 def _from_cache(stored: Stored) -> Outcome:
@@ -55,13 +61,25 @@ def _lock_item(key: CacheKey) -> str:
 
 
 class Generator:
-    def __init__(self, *, settings: SummarySettings, pool: asyncpg.Pool, flight: Flight,
-                 writer: Writer | None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: SummarySettings,
+        pool: asyncpg.Pool,
+        flight: Flight,
+        writer: Writer | None,
+    ) -> None:
         self.settings, self.pool, self.flight, self.writer = settings, pool, flight, writer
 
     def key(self, job: Job) -> CacheKey:
-        return CacheKey(job.chapter.id, job.chapter.content_hash, job.kind.value, job.audience,
-                        self.settings.gemini_model, prompts.PROMPT_VERSION)
+        return CacheKey(
+            job.chapter.id,
+            job.chapter.content_hash,
+            job.kind.value,
+            job.audience,
+            self.settings.gemini_model,
+            prompts.PROMPT_VERSION,
+        )
 
     async def obtain(self, job: Job, emit: Emit | None = None) -> Outcome:
         """The text for `job`: from the cache, from the replica already generating it, or
@@ -94,8 +112,9 @@ class Generator:
         if token and (failure := await self.flight.failure_of(token)):
             raise LLMError(failure.code, failure.message, retryable=failure.retryable)
 
-    async def _lead(self, writer: Writer, job: Job, key: CacheKey, lock: Lock,
-                    emit: Emit | None) -> Outcome:
+    async def _lead(
+        self, writer: Writer, job: Job, key: CacheKey, lock: Lock, emit: Emit | None
+    ) -> Outcome:
         try:
             # Another replica may have stored it between our cache miss and taking the lock.
             if hit := await store.touch(self.pool, key):
@@ -106,15 +125,23 @@ class Generator:
                 text, usage = await writer.write(job, emit)
             stored = await store.save(self.pool, key, text, usage)
             OUTCOMES.labels(job.kind.value, "generated").inc()
-            log.info("summary.generated", chapter_id=key.chapter_id, kind=key.kind,
-                     audience=key.audience, chars=len(text), calls=usage["calls"],
-                     ms=round((time.perf_counter() - started) * 1000))
-            return Outcome(stored.body, False, stored.model, stored.generated_at,
-                           streamed=emit is not None)
+            log.info(
+                "summary.generated",
+                chapter_id=key.chapter_id,
+                kind=key.kind,
+                audience=key.audience,
+                chars=len(text),
+                calls=usage["calls"],
+                ms=round((time.perf_counter() - started) * 1000),
+            )
+            return Outcome(
+                stored.body, False, stored.model, stored.generated_at, streamed=emit is not None
+            )
         except LLMError as exc:
             OUTCOMES.labels(job.kind.value, "failed").inc()
-            log.warning("summary.generation_failed", chapter_id=key.chapter_id, kind=key.kind,
-                        code=exc.code)
+            log.warning(
+                "summary.generation_failed", chapter_id=key.chapter_id, kind=key.kind, code=exc.code
+            )
             await self.flight.note_failure(lock, Failure(exc.code, exc.message, exc.retryable))
             raise
         finally:
@@ -125,6 +152,9 @@ class Generator:
             return Outcome(extractive.summary(job.chapter), False, extractive.MODEL, None)
         if job.kind is Kind.personalized:
             return Outcome(extractive.personalized(job.chapter), False, extractive.MODEL, None)
-        raise ApiError(503, "llm_unavailable",
-                       "translation needs the language model, which is not configured",
-                       details={"retryable": False})
+        raise ApiError(
+            503,
+            "llm_unavailable",
+            "translation needs the language model, which is not configured",
+            details={"retryable": False},
+        )

@@ -54,8 +54,10 @@ def describe_segment(segment: str) -> str:
     other segment is passed on as it is)."""
     experience, _, hardware = segment.partition("-")
     if experience in ("beginner", "intermediate", "advanced") and hardware in _HARDWARE:
-        return (f"{experience} overall experience with Python, C++, AI/ML and ROS 2; "
-                f"hardware: {_HARDWARE[hardware]}")
+        return (
+            f"{experience} overall experience with Python, C++, AI/ML and ROS 2; "
+            f"hardware: {_HARDWARE[hardware]}"
+        )
     return segment
 
 
@@ -66,22 +68,23 @@ def _code_reference(codes: list[str], preview_chars: int) -> str:
     for n, code in enumerate(codes, 1):
         body = code if len(code) <= preview_chars else code[:preview_chars] + "\n[...]"
         shown.append(f"[[CODE {n}]]:\n{body}")
-    return ("\n\nFor context only (write the markers, not these blocks):\n\n"
-            + "\n\n".join(shown))
+    return "\n\nFor context only (write the markers, not these blocks):\n\n" + "\n\n".join(shown)
 
 
 def summary_prompt(title: str, text: str) -> str:
-    return f"Chapter: {title}\n\n{text}\n\nNow write the summary of the chapter \"{title}\"."
+    return f'Chapter: {title}\n\n{text}\n\nNow write the summary of the chapter "{title}".'
 
 
 def part_summary_prompt(title: str, text: str, index: int, total: int) -> str:
-    return (f"Chapter: {title} (part {index} of {total})\n\n{text}\n\n"
-            f"Now write the notes on part {index} of the chapter \"{title}\".")
+    return (
+        f"Chapter: {title} (part {index} of {total})\n\n{text}\n\n"
+        f'Now write the notes on part {index} of the chapter "{title}".'
+    )
 
 
 def reduce_prompt(title: str, notes: list[str]) -> str:
     joined = "\n\n".join(f"Part {n}:\n{note}" for n, note in enumerate(notes, 1))
-    return f"Chapter: {title}\n\n{joined}\n\nNow write the summary of the chapter \"{title}\"."
+    return f'Chapter: {title}\n\n{joined}\n\nNow write the summary of the chapter "{title}".'
 
 
 def _part_label(index: int, total: int) -> str:
@@ -90,16 +93,36 @@ def _part_label(index: int, total: int) -> str:
     return f" (part {index} of {total}; continue where the previous part ended)"
 
 
-def personalized_prompt(*, title: str, segment: str, masked: str, codes: list[str],
-                        index: int, total: int, preview_chars: int) -> str:
-    return (f"Audience segment: {segment} ({describe_segment(segment)})\n"
-            f"Chapter: {title}{_part_label(index, total)}\n\n"
-            f"{masked}{_code_reference(codes, preview_chars)}\n\n"
-            f"Now rewrite the chapter \"{title}\" for readers in segment {segment}.")
+def personalized_prompt(
+    *,
+    title: str,
+    segment: str,
+    masked: str,
+    codes: list[str],
+    index: int,
+    total: int,
+    preview_chars: int,
+) -> str:
+    return (
+        f"Audience segment: {segment} ({describe_segment(segment)})\n"
+        f"Chapter: {title}{_part_label(index, total)}\n\n"
+        f"{masked}{_code_reference(codes, preview_chars)}\n\n"
+        f'Now rewrite the chapter "{title}" for readers in segment {segment}.'
+    )
 
 
-def translation_prompt(*, title: str, language: str, masked: str, codes: list[str],
-                       index: int, total: int, preview_chars: int) -> str:
-    return (f"Target language: {language}\nChapter: {title}{_part_label(index, total)}\n\n"
-            f"{masked}{_code_reference(codes, preview_chars)}\n\n"
-            f"Now translate the chapter \"{title}\" into {language}.")
+def translation_prompt(
+    *,
+    title: str,
+    language: str,
+    masked: str,
+    codes: list[str],
+    index: int,
+    total: int,
+    preview_chars: int,
+) -> str:
+    return (
+        f"Target language: {language}\nChapter: {title}{_part_label(index, total)}\n\n"
+        f"{masked}{_code_reference(codes, preview_chars)}\n\n"
+        f'Now translate the chapter "{title}" into {language}.'
+    )

@@ -9,8 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Languages a chapter can be translated into (ISO 639-1 code -> English name for the prompt).
 LANGUAGES: dict[str, str] = {
-    "ur": "Urdu", "hi": "Hindi", "ar": "Arabic", "es": "Spanish", "fr": "French",
-    "de": "German", "zh": "Chinese (Simplified)",
+    "ur": "Urdu",
+    "hi": "Hindi",
+    "ar": "Arabic",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "zh": "Chinese (Simplified)",
 }
 Language = StrEnum("Language", {code: code for code in LANGUAGES})
 

@@ -50,4 +50,5 @@ class SummarySettings(ServiceSettings):
             between_tokens_timeout_s=self.gemini_between_tokens_timeout_s,
             request_timeout_s=self.gemini_request_timeout_s,
             max_attempts=self.gemini_max_attempts,
-            max_output_tokens=self.chapter_max_output_tokens)
+            max_output_tokens=self.chapter_max_output_tokens,
+        )

@@ -37,8 +37,9 @@ def _error_data(exc: BaseException) -> dict:
     return {"code": "internal_error", "message": "internal error", "retryable": True}
 
 
-async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
-                  ) -> AsyncIterator[bytes]:
+async def _events(
+    generator: Generator, job: Job, meta: dict, keepalive_s: float
+) -> AsyncIterator[bytes]:
     started = time.perf_counter()
     queue: asyncio.Queue[str] = asyncio.Queue()
     task = asyncio.create_task(generator.obtain(job, emit=queue.put_nowait))
@@ -51,8 +52,9 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
     while True:
         if getter is None:
             getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, task}, timeout=keepalive_s,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, task}, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter.done():
             first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
             n += 1
@@ -78,13 +80,23 @@ async def _events(generator: Generator, job: Job, meta: dict, keepalive_s: float
         for piece in _paragraphs(outcome.text):
             n += 1
             yield event_frame(n, "token", {"text": piece})
-    yield event_frame(n + 1, "done", {
-        "finish_reason": "stop", "cached": outcome.cached, "model": outcome.model,
-        "generated_at": outcome.generated_at.isoformat() if outcome.generated_at else None,
-        "timings_ms": {"first_token": first_token_ms,
-                       "total": round((time.perf_counter() - started) * 1000)}})
+    yield event_frame(
+        n + 1,
+        "done",
+        {
+            "finish_reason": "stop",
+            "cached": outcome.cached,
+            "model": outcome.model,
+            "generated_at": outcome.generated_at.isoformat() if outcome.generated_at else None,
+            "timings_ms": {
+                "first_token": first_token_ms,
+                "total": round((time.perf_counter() - started) * 1000),
+            },
+        },
+    )
 
 
-def stream_response(generator: Generator, job: Job, meta: dict, *, keepalive_s: float
-                    ) -> StreamingResponse:
+def stream_response(
+    generator: Generator, job: Job, meta: dict, *, keepalive_s: float
+) -> StreamingResponse:
     return sse_response(_events(generator, job, meta, keepalive_s))

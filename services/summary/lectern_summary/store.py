@@ -18,8 +18,14 @@ class CacheKey:
     prompt_version: str
 
     def params(self) -> tuple[str, ...]:
-        return (self.chapter_id, self.content_hash, self.kind, self.audience, self.model,
-                self.prompt_version)
+        return (
+            self.chapter_id,
+            self.content_hash,
+            self.kind,
+            self.audience,
+            self.model,
+            self.prompt_version,
+        )
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,9 @@ async def touch(pool: asyncpg.Pool, key: CacheKey) -> Stored | None:
            FROM async_commit
            WHERE chapter_id = $1 AND content_hash = $2 AND kind = $3 AND audience = $4
              AND model = $5 AND prompt_version = $6
-           RETURNING body, model, generated_at""", *key.params())
+           RETURNING body, model, generated_at""",
+        *key.params(),
+    )
     return Stored(row["body"], row["model"], row["generated_at"]) if row else None
 
 
@@ -53,9 +61,17 @@ async def save(pool: asyncpg.Pool, key: CacheKey, body: str, usage: dict) -> Sto
                ON CONFLICT (chapter_id, content_hash, kind, audience, model, prompt_version)
                DO UPDATE SET body = EXCLUDED.body, usage = EXCLUDED.usage,
                              generated_at = now()
-               RETURNING body, model, generated_at""", *key.params(), body, usage)
+               RETURNING body, model, generated_at""",
+            *key.params(),
+            body,
+            usage,
+        )
         await conn.execute(
             """DELETE FROM generations
                WHERE chapter_id = $1 AND kind = $2 AND audience = $3 AND content_hash <> $4""",
-            key.chapter_id, key.kind, key.audience, key.content_hash)
+            key.chapter_id,
+            key.kind,
+            key.audience,
+            key.content_hash,
+        )
     return Stored(row["body"], row["model"], row["generated_at"])

@@ -29,7 +29,8 @@ def _protected_end(lines: list[str], start: int) -> int:
         mark = fence.group(1)
         for i in range(start + 1, len(lines)):
             if lines[i].strip().startswith(mark[0] * len(mark)) and not lines[i].strip().strip(
-                    mark[0]):
+                mark[0]
+            ):
                 return i + 1
         return len(lines)
     stripped = line.strip()

@@ -23,8 +23,7 @@ async def fetch_chapter(retrieval: InternalClient, chapter_id: str) -> Chapter:
     if response.status_code == 404:
         raise NotFound("chapter")
     if response.status_code != 200:
-        log.warning("retrieval.chapter_failed", chapter_id=chapter_id,
-                    status=response.status_code)
+        log.warning("retrieval.chapter_failed", chapter_id=chapter_id, status=response.status_code)
         raise ServiceUnavailable("retrieval", f"status {response.status_code}")
     try:
         return Chapter.model_validate_json(response.content)
@@ -37,8 +36,11 @@ async def reader_segment(profile: InternalClient, user_id: str) -> str:
     """The reader's audience segment; 409 when the reader has not made a profile yet."""
     response = await profile.get(f"/internal/profiles/{user_id}")
     if response.status_code == 404:
-        raise ApiError(409, "profile_required",
-                       "tell the book about your background first (PUT /api/profile/me)")
+        raise ApiError(
+            409,
+            "profile_required",
+            "tell the book about your background first (PUT /api/profile/me)",
+        )
     if response.status_code != 200:
         log.warning("profile.lookup_failed", status=response.status_code)
         raise ServiceUnavailable("profile", f"status {response.status_code}")

@@ -35,38 +35,60 @@ class Writer:
             text = await self._summarize(job.chapter, usages)
         else:
             text = await self._rewrite(job, emit, usages)
-        return text, {"calls": len(usages),
-                      "prompt_tokens": sum(u.prompt_tokens for u in usages),
-                      "output_tokens": sum(u.output_tokens for u in usages)}
+        return text, {
+            "calls": len(usages),
+            "prompt_tokens": sum(u.prompt_tokens for u in usages),
+            "output_tokens": sum(u.output_tokens for u in usages),
+        }
 
     async def _call(self, prompt: str, system: str, usages: list[Usage]) -> str:
         usage = Usage()
         usages.append(usage)
-        return await self.gemini.generate(prompt, system=system, usage=usage,
-                                          max_tokens=self.settings.summary_max_output_tokens)
+        return await self.gemini.generate(
+            prompt, system=system, usage=usage, max_tokens=self.settings.summary_max_output_tokens
+        )
 
     async def _summarize(self, chapter: Chapter, usages: list[Usage]) -> str:
         pieces = parts(chapter, self.settings.input_budget_chars)
         if len(pieces) == 1:
-            return await self._call(prompts.summary_prompt(chapter.title, pieces[0]),
-                                    prompts.SUMMARY_SYSTEM, usages)
+            return await self._call(
+                prompts.summary_prompt(chapter.title, pieces[0]), prompts.SUMMARY_SYSTEM, usages
+            )
         # Map-reduce: notes on each part (concurrently), then one summary of the notes.
-        notes = await asyncio.gather(*(
-            self._call(prompts.part_summary_prompt(chapter.title, piece, n, len(pieces)),
-                       prompts.PART_SUMMARY_SYSTEM, usages)
-            for n, piece in enumerate(pieces, 1)))
-        return await self._call(prompts.reduce_prompt(chapter.title, list(notes)),
-                                prompts.REDUCE_SYSTEM, usages)
+        notes = await asyncio.gather(
+            *(
+                self._call(
+                    prompts.part_summary_prompt(chapter.title, piece, n, len(pieces)),
+                    prompts.PART_SUMMARY_SYSTEM,
+                    usages,
+                )
+                for n, piece in enumerate(pieces, 1)
+            )
+        )
+        return await self._call(
+            prompts.reduce_prompt(chapter.title, list(notes)), prompts.REDUCE_SYSTEM, usages
+        )
 
-    def _rewrite_prompt(self, job: Job, masked: str, codes: list[str], index: int,
-                        total: int) -> tuple[str, str]:
-        common = {"title": job.chapter.title, "masked": masked, "codes": codes, "index": index,
-                  "total": total, "preview_chars": self.settings.code_preview_chars}
+    def _rewrite_prompt(
+        self, job: Job, masked: str, codes: list[str], index: int, total: int
+    ) -> tuple[str, str]:
+        common = {
+            "title": job.chapter.title,
+            "masked": masked,
+            "codes": codes,
+            "index": index,
+            "total": total,
+            "preview_chars": self.settings.code_preview_chars,
+        }
         if job.kind is Kind.personalized:
-            return (prompts.personalized_prompt(segment=job.audience, **common),
-                    prompts.PERSONALIZED_SYSTEM)
-        return (prompts.translation_prompt(language=LANGUAGES[job.audience], **common),
-                prompts.TRANSLATION_SYSTEM)
+            return (
+                prompts.personalized_prompt(segment=job.audience, **common),
+                prompts.PERSONALIZED_SYSTEM,
+            )
+        return (
+            prompts.translation_prompt(language=LANGUAGES[job.audience], **common),
+            prompts.TRANSLATION_SYSTEM,
+        )
 
     async def _rewrite(self, job: Job, emit: Emit | None, usages: list[Usage]) -> str:
         """Rewrite or translate part by part, streaming; code blocks and formulas are put back
@@ -89,8 +111,11 @@ class Writer:
             if index > 1:
                 push("\n\n")
             async for token in self.gemini.stream(
-                    prompt, system=system, usage=usage,
-                    max_tokens=self.settings.chapter_max_output_tokens):
+                prompt,
+                system=system,
+                usage=usage,
+                max_tokens=self.settings.chapter_max_output_tokens,
+            ):
                 push(restorer.feed(token))
             push(restorer.finish())
         return "".join(out)

@@ -38,21 +38,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         for hook in AFTER_START:
             hook(stack)
-        mode = ("Gemini" if config.gemini_api_key else
-                "fake Gemini" if config.fake_gemini else "offline (no GEMINI_API_KEY)")
-        print(f"""
+        mode = (
+            "Gemini"
+            if config.gemini_api_key
+            else "fake Gemini"
+            if config.fake_gemini
+            else "offline (no GEMINI_API_KEY)"
+        )
+        print(
+            f"""
 lectern is up ({mode}).
   reader page   {config.public_url}/
-  API docs      {config.url('chat')}/docs (chat), {config.url('retrieval')}/docs (retrieval), ...
+  API docs      {config.url("chat")}/docs (chat), {config.url("retrieval")}/docs (retrieval), ...
   gateway admin http://127.0.0.1:{config.ports.admin}/dashboard/  (/metrics, /ping)
   logs          {stack.logs}/
   data          {config.data_dir}
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
         while not stop.wait(1.0):
             dead = [n for n, p in stack.processes.items() if not p.alive()]
             if dead:
-                print(f"lectern: {', '.join(dead)} stopped unexpectedly; see {stack.logs}/",
-                      file=sys.stderr)
+                print(
+                    f"lectern: {', '.join(dead)} stopped unexpectedly; see {stack.logs}/",
+                    file=sys.stderr,
+                )
                 return 1
         return 0
     finally:
@@ -77,32 +87,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lectern", description="Lectern developer commands.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the whole product locally (Ctrl-C stops it)")
-    run.add_argument("--data-dir", default=str(REPO_ROOT / ".lectern"),
-                     help="where embedded stores, secrets and logs live (default: .lectern/)")
-    run.add_argument("--fake-gemini", action="store_true",
-                     help="start the fake Gemini server and point the services at it")
-    run.add_argument("--random-ports", action="store_true",
-                     help="pick free ports instead of 8080/8081/8101-8105 (for tests)")
+    run.add_argument(
+        "--data-dir",
+        default=str(REPO_ROOT / ".lectern"),
+        help="where embedded stores, secrets and logs live (default: .lectern/)",
+    )
+    run.add_argument(
+        "--fake-gemini",
+        action="store_true",
+        help="start the fake Gemini server and point the services at it",
+    )
+    run.add_argument(
+        "--random-ports",
+        action="store_true",
+        help="pick free ports instead of 8080/8081/8101-8105 (for tests)",
+    )
     run.set_defaults(func=cmd_run)
 
-    ing = sub.add_parser("ingest", help="ingest a folder of Markdown/MDX/reStructuredText into "
-                                        "the running retrieval service")
+    ing = sub.add_parser(
+        "ingest",
+        help="ingest a folder of Markdown/MDX/reStructuredText into the running retrieval service",
+    )
     ing.add_argument("path", help="the folder; file paths are kept relative to it")
     ing.add_argument("--source", help="name of the book or corpus (default: the folder's name)")
     ing.add_argument("--url-prefix", help="URL prefix of the chapters (default /docs/<source>/)")
-    ing.add_argument("--url", default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
-                     help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)")
-    ing.add_argument("--data-dir", default=str(REPO_ROOT / ".lectern"),
-                     help="where `lectern run` keeps its secrets (for ADMIN_TOKEN)")
+    ing.add_argument(
+        "--url",
+        default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
+        help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)",
+    )
+    ing.add_argument(
+        "--data-dir",
+        default=str(REPO_ROOT / ".lectern"),
+        help="where `lectern run` keeps its secrets (for ADMIN_TOKEN)",
+    )
     ing.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     ing.add_argument("--json", action="store_true", help="also print the summary as JSON")
     ing.set_defaults(func=cmd_ingest)
 
     ev = sub.add_parser("eval", help="score search against a gold question file")
-    ev.add_argument("--gold", default=str(evaluate.DEFAULT_GOLD),
-                    help="JSON lines gold file (default ../shared/eval/dev.jsonl)")
-    ev.add_argument("--url", default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
-                    help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)")
+    ev.add_argument(
+        "--gold",
+        default=str(evaluate.DEFAULT_GOLD),
+        help="JSON lines gold file (default ../shared/eval/dev.jsonl)",
+    )
+    ev.add_argument(
+        "--url",
+        default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
+        help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)",
+    )
     ev.add_argument("--top-k", type=int, default=10)
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=cmd_eval)

@@ -60,8 +60,11 @@ class Scores:
 
     def as_dict(self) -> dict:
         n = max(self.n, 1)
-        return {"n": self.n, **{f"recall@{k}": round(self.hits[k] / n, 3) for k in KS},
-                "mrr@10": round(self.reciprocal / n, 3)}
+        return {
+            "n": self.n,
+            **{f"recall@{k}": round(self.hits[k] / n, 3) for k in KS},
+            "mrr@10": round(self.reciprocal / n, 3),
+        }
 
 
 @dataclass
@@ -76,27 +79,38 @@ class Report:
         values = sorted(self.latencies_ms)
         if not values:
             return {}
-        pct = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else \
-            values * 99
-        return {"p50_ms": round(pct[49], 1), "p95_ms": round(pct[94], 1),
-                "max_ms": round(values[-1], 1)}
+        pct = (
+            statistics.quantiles(values, n=100, method="inclusive")
+            if len(values) > 1
+            else values * 99
+        )
+        return {
+            "p50_ms": round(pct[49], 1),
+            "p95_ms": round(pct[94], 1),
+            "max_ms": round(values[-1], 1),
+        }
 
     def as_dict(self) -> dict:
-        return {"overall": self.overall.as_dict(),
-                "by_corpus": {k: v.as_dict() for k, v in sorted(self.by_corpus.items())},
-                "by_kind": {k: v.as_dict() for k, v in sorted(self.by_kind.items())},
-                "latency": self.latency(), "misses": self.misses}
+        return {
+            "overall": self.overall.as_dict(),
+            "by_corpus": {k: v.as_dict() for k, v in sorted(self.by_corpus.items())},
+            "by_kind": {k: v.as_dict() for k, v in sorted(self.by_kind.items())},
+            "latency": self.latency(),
+            "misses": self.misses,
+        }
 
 
 Search = Callable[[str], list[dict]]
 
 
-def http_search(client: httpx.Client, *, path: str = "/api/search", top_k: int = 10,
-                extra: dict | None = None) -> Search:
+def http_search(
+    client: httpx.Client, *, path: str = "/api/search", top_k: int = 10, extra: dict | None = None
+) -> Search:
     def search(query: str) -> list[dict]:
         response = client.post(path, json={"query": query, "top_k": top_k, **(extra or {})})
         response.raise_for_status()
         return response.json()["results"]
+
     return search
 
 
@@ -110,8 +124,11 @@ def evaluate(gold: list[dict], search: Search) -> Report:
         results = search(item["question"])
         report.latencies_ms.append((time.perf_counter() - started) * 1000)
         rank = next((i for i, r in enumerate(results[:10], start=1) if relevant(r, item)), None)
-        for scores in (report.overall, report.by_corpus[item["corpus"]],
-                       report.by_kind[item["kind"]]):
+        for scores in (
+            report.overall,
+            report.by_corpus[item["corpus"]],
+            report.by_kind[item["kind"]],
+        ):
             scores.add(rank)
         if rank is None or rank > 5:
             report.misses.append(item["id"])
@@ -125,12 +142,16 @@ def format_report(report: Report, title: str = "retrieval eval") -> str:
     lines = [title, f"{'':22} {'n':>3} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}"]
     for name, scores in rows:
         d = scores.as_dict()
-        lines.append(f"{name:22} {d['n']:>3} {d['recall@1']:>6.3f} {d['recall@5']:>6.3f} "
-                     f"{d['recall@10']:>6.3f} {d['mrr@10']:>7.3f}")
+        lines.append(
+            f"{name:22} {d['n']:>3} {d['recall@1']:>6.3f} {d['recall@5']:>6.3f} "
+            f"{d['recall@10']:>6.3f} {d['mrr@10']:>7.3f}"
+        )
     lat = report.latency()
     if lat:
-        lines.append(f"latency: p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
-                     f"max {lat['max_ms']} ms over {len(report.latencies_ms)} queries")
+        lines.append(
+            f"latency: p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
+            f"max {lat['max_ms']} ms over {len(report.latencies_ms)} queries"
+        )
     if report.misses:
         lines.append("not in top 5: " + ", ".join(report.misses))
     return "\n".join(lines)
@@ -144,6 +165,9 @@ def run(args) -> int:
     with httpx.Client(base_url=args.url, timeout=30.0) as client:
         client.post("/api/search", json={"query": "warm up", "top_k": 1})
         report = evaluate(gold, http_search(client, top_k=args.top_k))
-    print(json.dumps(report.as_dict(), indent=2) if args.json
-          else format_report(report, f"{args.gold} against {args.url}/api/search"))
+    print(
+        json.dumps(report.as_dict(), indent=2)
+        if args.json
+        else format_report(report, f"{args.gold} against {args.url}/api/search")
+    )
     return 0

@@ -27,21 +27,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                503: "UNAVAILABLE"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 @dataclass
 class Behaviour:
-    ttft_ms: float = 0.0               # delay before the first streamed chunk / the whole reply
-    token_interval_ms: float = 0.0     # delay between streamed chunks
+    ttft_ms: float = 0.0  # delay before the first streamed chunk / the whole reply
+    token_interval_ms: float = 0.0  # delay between streamed chunks
     words_per_chunk: int = 3
-    fail_next: list[int] = field(default_factory=list)   # HTTP statuses for the next calls
-    fail_after_chunks: int | None = None   # send an error chunk after N chunks (status 500)
+    fail_next: list[int] = field(default_factory=list)  # HTTP statuses for the next calls
+    fail_after_chunks: int | None = None  # send an error chunk after N chunks (status 500)
     stall_after_chunks: int | None = None  # stop sending (connection left open) after N chunks
-    drop_after_chunks: int | None = None   # cut the connection (no clean end) after N chunks
+    drop_after_chunks: int | None = None  # cut the connection (no clean end) after N chunks
     stall_s: float = 3600.0
-    replies: list[dict] = field(default_factory=list)    # [{"contains": str, "reply": str}]
+    replies: list[dict] = field(default_factory=list)  # [{"contains": str, "reply": str}]
     default_reply: str | None = None
 
 
@@ -81,8 +85,10 @@ def reply_for(behaviour: Behaviour, body: dict) -> str:
     # A grounded-looking answer that cites the first numbered source it was given.
     cited = "[1]" if re.search(r"^\[1\]", text, re.MULTILINE) else ""
     question = text.strip().splitlines()[-1][:200] if text.strip() else ""
-    return (f"This is the fake model's answer {cited} to: {question}. "
-            f"It streams in small pieces so tests can watch the order of events {cited}.")
+    return (
+        f"This is the fake model's answer {cited} to: {question}. "
+        f"It streams in small pieces so tests can watch the order of events {cited}."
+    )
 
 
 def fake_embedding(text: str, dim: int) -> list[float]:
@@ -96,8 +102,13 @@ def fake_embedding(text: str, dim: int) -> list[float]:
 
 
 def error_json(status: int) -> dict:
-    return {"error": {"code": status, "message": f"fake error {status}",
-                      "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return {
+        "error": {
+            "code": status,
+            "message": f"fake error {status}",
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
 
 
 def candidate(text: str, finish: str | None = None) -> dict:
@@ -115,7 +126,7 @@ def usage(prompt: str, reply: str) -> dict:
 def chunks_of(reply: str, words_per_chunk: int) -> list[str]:
     words = re.findall(r"\S+\s*", reply)
     n = max(1, words_per_chunk)
-    return ["".join(words[i:i + n]) for i in range(0, len(words), n)] or [reply]
+    return ["".join(words[i : i + n]) for i in range(0, len(words), n)] or [reply]
 
 
 def create_app(state: FakeState | None = None) -> Starlette:
@@ -123,8 +134,15 @@ def create_app(state: FakeState | None = None) -> Starlette:
 
     def log_request(kind: str, model: str, body: dict) -> None:
         with state.lock:
-            state.requests.append({"kind": kind, "model": model, "at": time.time(),
-                                   "prompt": prompt_text(body), "body": body})
+            state.requests.append(
+                {
+                    "kind": kind,
+                    "model": model,
+                    "at": time.time(),
+                    "prompt": prompt_text(body),
+                    "body": body,
+                }
+            )
 
     async def model_call(request: Request) -> Response:
         model, _, method = request.path_params["target"].partition(":")
@@ -136,24 +154,42 @@ def create_app(state: FakeState | None = None) -> Starlette:
         if (status := state.next_failure()) is not None:
             return JSONResponse(error_json(status), status_code=status)
         if method == "batchEmbedContents":
-            embeddings = [{"values": fake_embedding(prompt_text({"contents": [r["content"]]}),
-                                                    int(r.get("outputDimensionality") or 768))}
-                          for r in body.get("requests", [])]
+            embeddings = [
+                {
+                    "values": fake_embedding(
+                        prompt_text({"contents": [r["content"]]}),
+                        int(r.get("outputDimensionality") or 768),
+                    )
+                }
+                for r in body.get("requests", [])
+            ]
             return JSONResponse({"embeddings": embeddings})
         if method == "embedContent":
             dim = int(body.get("outputDimensionality") or 768)
-            return JSONResponse({"embedding": {"values": fake_embedding(
-                prompt_text({"contents": [body.get("content", {})]}), dim)}})
+            return JSONResponse(
+                {
+                    "embedding": {
+                        "values": fake_embedding(
+                            prompt_text({"contents": [body.get("content", {})]}), dim
+                        )
+                    }
+                }
+            )
         reply = reply_for(behaviour, body)
         prompt = prompt_text(body)
         if method == "generateContent":
             await asyncio.sleep(behaviour.ttft_ms / 1000)
-            return JSONResponse({"candidates": [candidate(reply, "STOP")],
-                                 "usageMetadata": usage(prompt, reply),
-                                 "modelVersion": model})
+            return JSONResponse(
+                {
+                    "candidates": [candidate(reply, "STOP")],
+                    "usageMetadata": usage(prompt, reply),
+                    "modelVersion": model,
+                }
+            )
         if method == "streamGenerateContent":
-            return StreamingResponse(stream(behaviour, prompt, reply, model),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                stream(behaviour, prompt, reply, model), media_type="text/event-stream"
+            )
         return JSONResponse(error_json(400), status_code=400)
 
     async def stream(behaviour: Behaviour, prompt: str, reply: str, model: str):
@@ -170,8 +206,10 @@ def create_app(state: FakeState | None = None) -> Starlette:
                 # uvicorn closes a response whose body fails without ending the chunked stream.
                 raise ConnectionAbortedError("fake Gemini dropped the connection")
             last = i == len(pieces) - 1
-            event = {"candidates": [candidate(piece, "STOP" if last else None)],
-                     "modelVersion": model}
+            event = {
+                "candidates": [candidate(piece, "STOP" if last else None)],
+                "modelVersion": model,
+            }
             if last:
                 event["usageMetadata"] = usage(prompt, reply)
             yield b"data: " + orjson.dumps(event) + b"\r\n\r\n"
@@ -197,14 +235,16 @@ def create_app(state: FakeState | None = None) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
-        Route("/v1beta/models/{target:path}", model_call, methods=["POST"]),
-        Route("/v1/models/{target:path}", model_call, methods=["POST"]),
-        Route("/_fake/config", configure, methods=["POST"]),
-        Route("/_fake/reset", reset, methods=["POST"]),
-        Route("/_fake/requests", requests_log, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1beta/models/{target:path}", model_call, methods=["POST"]),
+            Route("/v1/models/{target:path}", model_call, methods=["POST"]),
+            Route("/_fake/config", configure, methods=["POST"]),
+            Route("/_fake/reset", reset, methods=["POST"]),
+            Route("/_fake/requests", requests_log, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
 
 
 def main() -> None:

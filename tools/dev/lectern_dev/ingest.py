@@ -24,9 +24,13 @@ NDJSON = "application/x-ndjson"
 
 def source_files(root: Path) -> list[tuple[str, bytes]]:
     """(path relative to root, bytes) of every document below root; hidden folders skipped."""
-    return [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix.lower() in SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return [
+        (p.relative_to(root).as_posix(), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() in SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
 
 
 def default_source(root: Path) -> str:
@@ -40,23 +44,42 @@ def admin_token(data_dir: Path) -> str:
     secrets = data_dir / "secrets.json"
     if secrets.exists():
         return json.loads(secrets.read_text())["ADMIN_TOKEN"]
-    raise SystemExit("lectern ingest: set ADMIN_TOKEN (or run it next to `lectern run`'s "
-                     f"data folder; {secrets} not found)")
+    raise SystemExit(
+        "lectern ingest: set ADMIN_TOKEN (or run it next to `lectern run`'s "
+        f"data folder; {secrets} not found)"
+    )
 
 
-def stream_ingest(*, url: str, token: str, source: str, files: list[tuple[str, bytes]],
-                  url_prefix: str | None, console: Console, timeout_s: float) -> dict:
+def stream_ingest(
+    *,
+    url: str,
+    token: str,
+    source: str,
+    files: list[tuple[str, bytes]],
+    url_prefix: str | None,
+    console: Console,
+    timeout_s: float,
+) -> dict:
     """Upload and follow the service's progress events; returns the summary."""
     form = {"source": source, **({"url_prefix": url_prefix} if url_prefix else {})}
     uploads = [("files", (path, data, "application/octet-stream")) for path, data in files]
     headers = {"authorization": f"Bearer {token}", "accept": NDJSON}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"uploading {len(files)} files", total=None)
-        with httpx.stream("POST", f"{url.rstrip('/')}/api/admin/ingest", data=form,
-                          files=uploads, headers=headers,
-                          timeout=httpx.Timeout(timeout_s, connect=10.0)) as response:
+        with httpx.stream(
+            "POST",
+            f"{url.rstrip('/')}/api/admin/ingest",
+            data=form,
+            files=uploads,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+        ) as response:
             if response.status_code != 200:
                 response.read()
                 raise SystemExit(f"lectern ingest: {response.status_code} {_error(response)}")
@@ -65,8 +88,12 @@ def stream_ingest(*, url: str, token: str, source: str, files: list[tuple[str, b
                     continue
                 event = json.loads(line)
                 if event["event"] == "start":
-                    progress.update(task, description="embedding new chunks",
-                                    total=event["embeddings"], completed=0)
+                    progress.update(
+                        task,
+                        description="embedding new chunks",
+                        total=event["embeddings"],
+                        completed=0,
+                    )
                 elif event["event"] == "progress":
                     progress.update(task, completed=event["embedded"])
                 elif event["event"] == "summary":
@@ -88,7 +115,8 @@ def print_summary(console: Console, summary: dict) -> None:
         f"[bold]{summary['source']}[/]: {summary['files']} files, {summary['chunks']} chunks "
         f"({summary['new']} new, {summary['updated']} updated, {summary['unchanged']} "
         f"unchanged, {summary['removed']} removed), {summary['embeddings_computed']} "
-        f"embeddings computed, {summary['seconds']:.2f} s")
+        f"embeddings computed, {summary['seconds']:.2f} s"
+    )
 
 
 def run(args) -> int:
@@ -98,14 +126,20 @@ def run(args) -> int:
         return 2
     files = source_files(root)
     if not files:
-        print(f"lectern ingest: no Markdown, MDX or reStructuredText files in {root}",
-              file=sys.stderr)
+        print(
+            f"lectern ingest: no Markdown, MDX or reStructuredText files in {root}", file=sys.stderr
+        )
         return 2
     console = Console(stderr=True)
-    summary = stream_ingest(url=args.url, token=admin_token(Path(args.data_dir)),
-                            source=args.source or default_source(root), files=files,
-                            url_prefix=args.url_prefix, console=console,
-                            timeout_s=args.timeout)
+    summary = stream_ingest(
+        url=args.url,
+        token=admin_token(Path(args.data_dir)),
+        source=args.source or default_source(root),
+        files=files,
+        url_prefix=args.url_prefix,
+        console=console,
+        timeout_s=args.timeout,
+    )
     print_summary(console, summary)
     if args.json:
         print(json.dumps(summary))
@@ -121,17 +155,20 @@ def ingest_book_on_start(stack) -> None:
         files = source_files(REPO_ROOT / "book")
         try:
             response = httpx.post(
-                f"{stack.gateway_url}/api/admin/ingest", data={"source": "book",
-                                                               "url_prefix": "/docs/"},
+                f"{stack.gateway_url}/api/admin/ingest",
+                data={"source": "book", "url_prefix": "/docs/"},
                 files=[("files", (p, d, "application/octet-stream")) for p, d in files],
                 headers={"authorization": f"Bearer {stack.secrets['ADMIN_TOKEN']}"},
-                timeout=httpx.Timeout(1800.0, connect=10.0))
+                timeout=httpx.Timeout(1800.0, connect=10.0),
+            )
         except httpx.HTTPError as exc:
             print(f"lectern: ingesting book/ failed: {type(exc).__name__}", flush=True)
             return
         if response.status_code != 200:
-            print(f"lectern: ingesting book/ failed: {response.status_code} {_error(response)}",
-                  flush=True)
+            print(
+                f"lectern: ingesting book/ failed: {response.status_code} {_error(response)}",
+                flush=True,
+            )
             return
         print_summary(Console(), response.json())
 

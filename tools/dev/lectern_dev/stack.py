@@ -85,8 +85,10 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / "secrets.json"
     if path.exists():
         return json.loads(path.read_text())
-    values = {name: secrets.token_urlsafe(32)
-              for name in ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET")}
+    values = {
+        name: secrets.token_urlsafe(32)
+        for name in ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET")
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
@@ -123,14 +125,21 @@ async def drop_database(admin_url: str, url: str) -> None:
 
 
 class Process:
-    def __init__(self, name: str, args: list[str], *, env: dict[str, str], log: Path,
-                 cwd: Path = REPO_ROOT) -> None:
+    def __init__(
+        self, name: str, args: list[str], *, env: dict[str, str], log: Path, cwd: Path = REPO_ROOT
+    ) -> None:
         self.name, self.args, self.log = name, args, log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log.open("ab")
-        self.popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log_file,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -190,38 +199,61 @@ class Stack:
         venv_bin = str(Path(sys.executable).parent)
         binary = shutil.which("redis-server", path=venv_bin) or "redis-server"
         self.processes["redis"] = Process(
-            "redis", [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-                      "--dir", str(folder), "--save", "60 1", "--appendonly", "no"],
-            env=dict(os.environ), log=self.logs / "redis.log")
+            "redis",
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(folder),
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+            ],
+            env=dict(os.environ),
+            log=self.logs / "redis.log",
+        )
         _wait(lambda: sock.exists(), "redis", self.processes["redis"], timeout=15)
         return f"unix://{sock}"
 
     # ---- processes ----------------------------------------------------------------------
     def service_env(self) -> dict[str, str]:
         c, p = self.config, self.config.ports
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CHAT_", "RETRIEVAL_", "PROFILE_", "SUMMARY_"))}
-        env.update({
-            "LECTERN_ENV": "local",
-            "DATABASE_URL": self.database_url or "",
-            "REDIS_URL": self.redis_url or "",
-            "REDIS_PREFIX": c.redis_prefix,
-            "INTERNAL_TOKEN": self.secrets["INTERNAL_TOKEN"],
-            "ADMIN_TOKEN": self.secrets["ADMIN_TOKEN"],
-            "BETTER_AUTH_SECRET": self.secrets["BETTER_AUTH_SECRET"],
-            "PUBLIC_URL": c.public_url,
-            "BETTER_AUTH_URL": c.public_url,
-            "CORS_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
-            "AUTH_TRUSTED_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
-            "CHAT_URL": c.url("chat"), "RETRIEVAL_URL": c.url("retrieval"),
-            "PROFILE_URL": c.url("profile"), "SUMMARY_URL": c.url("summary"),
-            "AUTH_URL": c.url("auth"),
-            "QDRANT_PATH": str(c.data_dir / "qdrant"),
-            "LECTERN_DATA_DIR": str(c.data_dir),
-            "LOG_JSON": "true",
-            "PYTHONUNBUFFERED": "1",
-            "GEMINI_API_KEY": c.gemini_api_key,
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CHAT_", "RETRIEVAL_", "PROFILE_", "SUMMARY_"))
+        }
+        env.update(
+            {
+                "LECTERN_ENV": "local",
+                "DATABASE_URL": self.database_url or "",
+                "REDIS_URL": self.redis_url or "",
+                "REDIS_PREFIX": c.redis_prefix,
+                "INTERNAL_TOKEN": self.secrets["INTERNAL_TOKEN"],
+                "ADMIN_TOKEN": self.secrets["ADMIN_TOKEN"],
+                "BETTER_AUTH_SECRET": self.secrets["BETTER_AUTH_SECRET"],
+                "PUBLIC_URL": c.public_url,
+                "BETTER_AUTH_URL": c.public_url,
+                "CORS_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
+                "AUTH_TRUSTED_ORIGINS": f"{c.public_url},http://localhost:{p.gateway}",
+                "CHAT_URL": c.url("chat"),
+                "RETRIEVAL_URL": c.url("retrieval"),
+                "PROFILE_URL": c.url("profile"),
+                "SUMMARY_URL": c.url("summary"),
+                "AUTH_URL": c.url("auth"),
+                "QDRANT_PATH": str(c.data_dir / "qdrant"),
+                "LECTERN_DATA_DIR": str(c.data_dir),
+                "LOG_JSON": "true",
+                "PYTHONUNBUFFERED": "1",
+                "GEMINI_API_KEY": c.gemini_api_key,
+            }
+        )
         if c.fake_gemini:
             env["GEMINI_API_KEY"] = c.gemini_api_key or "fake-key"
             env["GEMINI_BASE_URL"] = c.url("fake_gemini")
@@ -261,8 +293,17 @@ class Stack:
                 self.redis_url = self._start_redis()
             env = self.service_env()
             if c.fake_gemini:
-                self._spawn("fake_gemini", [sys.executable, "-m", "lectern_dev.fake_gemini",
-                                            "--port", str(c.ports.fake_gemini)], env)
+                self._spawn(
+                    "fake_gemini",
+                    [
+                        sys.executable,
+                        "-m",
+                        "lectern_dev.fake_gemini",
+                        "--port",
+                        str(c.ports.fake_gemini),
+                    ],
+                    env,
+                )
             for name in c.services:
                 self.start_service(name)
             auth_dir = REPO_ROOT / "services" / "auth"
@@ -291,8 +332,11 @@ class Stack:
             urls["auth"] = f"{c.url('auth')}/api/auth/ok"
         if c.with_gateway:
             # /ping answers before the routes are loaded; a routed health view waits for them.
-            urls["gateway"] = (f"{c.public_url}/api/{c.services[0]}/health" if c.services
-                               else f"http://127.0.0.1:{c.ports.admin}/ping")
+            urls["gateway"] = (
+                f"{c.public_url}/api/{c.services[0]}/health"
+                if c.services
+                else f"http://127.0.0.1:{c.ports.admin}/ping"
+            )
         return urls
 
     def wait_ready(self, timeout: float = 90.0, exclude: tuple[str, ...] = ()) -> None:
@@ -310,10 +354,14 @@ class Stack:
                 if not pending:
                     break
                 if time.monotonic() > deadline:
-                    details = "\n".join(f"--- {n}\n{self.processes[n].tail()}"
-                                        for n in pending if n in self.processes)
+                    details = "\n".join(
+                        f"--- {n}\n{self.processes[n].tail()}"
+                        for n in pending
+                        if n in self.processes
+                    )
                     raise StackError(
-                        f"not ready after {timeout:.0f}s: {sorted(pending)}\n{details}")
+                        f"not ready after {timeout:.0f}s: {sorted(pending)}\n{details}"
+                    )
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -364,4 +412,3 @@ def _wait(predicate, name: str, proc: Process, *, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise StackError(f"{name} did not start in {timeout:.0f}s:\n{proc.tail()}")
         time.sleep(0.05)
-
