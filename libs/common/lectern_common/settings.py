@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,8 @@ class ServiceSettings(BaseSettings):
     """Fields shared by all services; subclasses set `env_prefix` for their own fields."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    # Whether the service opens Redis: production mode requires REDIS_URL only where it does.
+    uses_redis: ClassVar[bool] = True
 
     service_name: str = "lectern"
     env: Literal["local", "production"] = Field("local", validation_alias="LECTERN_ENV")
@@ -62,11 +64,10 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_production(self) -> ServiceSettings:
         if self.production:
-            missing = [
-                n
-                for n, v in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
-                if not v
-            ]
+            needed = [("DATABASE_URL", self.database_url)]
+            if self.uses_redis:
+                needed.append(("REDIS_URL", self.redis_url))
+            missing = [name for name, value in needed if not value]
             if missing:
                 raise ValueError(f"production mode needs {', '.join(missing)}")
             if is_weak_secret(self.internal_token.get_secret_value()):

@@ -1,4 +1,7 @@
-"""Open and close a service's PostgreSQL pool (with its migrations) and Redis client."""
+"""Open and close the stores a service uses: its PostgreSQL pool (with its migrations) and, for
+the services that use Redis, a Redis client. Each is an async context manager, so a lifespan
+enters only what it needs on one `AsyncExitStack` and everything opened is closed again, also
+when a later step fails."""
 
 from __future__ import annotations
 
@@ -8,21 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from lectern_common import db
+from lectern_common.health import Check
 from lectern_common.redis import Keys, create_redis
 from lectern_common.settings import ServiceSettings
-
-
-@dataclass
-class Stores:
-    pool: asyncpg.Pool
-    redis: Redis
-    keys: Keys
-
-    def checks(self) -> dict:
-        return {"postgres": lambda: db.ping(self.pool), "redis": self.redis.ping}
 
 
 def require_url(value: str | None, name: str) -> str:
@@ -32,9 +26,10 @@ def require_url(value: str | None, name: str) -> str:
 
 
 @asynccontextmanager
-async def open_stores(
+async def open_postgres(
     settings: ServiceSettings, *, schema: str, migrations: Path, extra_search_path: str = ""
-) -> AsyncIterator[Stores]:
+) -> AsyncIterator[asyncpg.Pool]:
+    """The service's pool on its own schema, migrated before it is handed out."""
     pool = await db.create_pool(
         require_url(settings.database_url, "DATABASE_URL"),
         schema=schema,
@@ -42,10 +37,65 @@ async def open_stores(
         max_size=settings.database_pool_max,
         extra_search_path=extra_search_path,
     )
-    redis = create_redis(require_url(settings.redis_url, "REDIS_URL"))
     try:
         await db.migrate(pool, schema=schema, folder=migrations)
-        yield Stores(pool=pool, redis=redis, keys=Keys(settings.redis_prefix))
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_redis(
+    settings: ServiceSettings, *, max_connections: int | None = None
+) -> AsyncIterator[Redis]:
+    """A Redis client; with `max_connections` a blocking pool that waits for a free connection
+    (up to 5 s) instead of opening more under a burst."""
+    url = require_url(settings.redis_url, "REDIS_URL")
+    if max_connections is None:
+        redis = create_redis(url)
+    else:
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        redis = Redis(connection_pool=pool)
+    try:
+        yield redis
     finally:
         await redis.aclose()
-        await pool.close()
+
+
+def postgres_check(pool: asyncpg.Pool) -> Check:
+    return lambda: db.ping(pool)
+
+
+def redis_check(redis: Redis) -> Check:
+    return redis.ping
+
+
+# ---- kept until every service has moved to the functions above ------------------------------
+@dataclass
+class Stores:
+    pool: asyncpg.Pool
+    redis: Redis
+    keys: Keys
+
+    def checks(self) -> dict[str, Check]:
+        return {"postgres": postgres_check(self.pool), "redis": redis_check(self.redis)}
+
+
+@asynccontextmanager
+async def open_stores(
+    settings: ServiceSettings, *, schema: str, migrations: Path, extra_search_path: str = ""
+) -> AsyncIterator[Stores]:
+    async with (
+        open_postgres(
+            settings, schema=schema, migrations=migrations, extra_search_path=extra_search_path
+        ) as pool,
+        open_redis(settings) as redis,
+    ):
+        yield Stores(pool=pool, redis=redis, keys=Keys(settings.redis_prefix))
