@@ -8,7 +8,7 @@ export UV_PYTHON ?= 3.11
 CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser run test lint clean
+.PHONY: install browser run test test-fast lint clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -39,8 +39,13 @@ run: install ## start the whole product on 127.0.0.1:8080 (Ctrl-C stops it)
 test: install browser ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-lint: install
+test-fast: install ## the in-process tests alone (no stack; seconds)
+	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format) and mypy on libs/ and services/
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 clean:
 	rm -rf .venv .tools .lectern services/auth/node_modules tests/ui/node_modules
