@@ -3,8 +3,12 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON ?= 3.11
+# The browser test drives Debian's Chromium with playwright-core (pinned in
+# tests/ui/package-lock.json; it never downloads a browser of its own).
+CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test lint bench clean
+.PHONY: install browser run test test-fast lint clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -17,16 +21,31 @@ services/auth/node_modules/.installed: services/auth/package-lock.json
 	cd services/auth && npm ci --no-audit --no-fund
 	@touch $@
 
+tests/ui/node_modules/.installed: tests/ui/package-lock.json
+	cd tests/ui && npm ci --no-audit --no-fund
+	@touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+browser: tests/ui/node_modules/.installed $(CHROMIUM) ## what the reader page's browser test needs
+
 install: .venv/.installed $(if $(wildcard services/auth/package-lock.json),services/auth/node_modules/.installed)
 
 run: install ## start the whole product on 127.0.0.1:8080 (Ctrl-C stops it)
 	$(UV) run --frozen lectern run
 
-test: install ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
+test: install browser ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-lint: install
+test-fast: install ## the in-process tests alone (no stack; seconds)
+	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format) and mypy on libs/ and services/
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 clean:
-	rm -rf .venv .tools .lectern services/auth/node_modules
+	rm -rf .venv .tools .lectern services/auth/node_modules tests/ui/node_modules

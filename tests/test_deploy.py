@@ -1,19 +1,82 @@
 """Static checks of what cannot run here (no Docker engine): docker-compose.yml, the
-Dockerfiles and the Railway configs agree with each other and with the gateway's routes."""
+Dockerfiles and the Railway configs agree with each other, with the files they copy and with the
+gateway's routes."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lectern_chat.settings import ChatSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 PY_SERVICES = ("chat", "retrieval", "profile", "summary")
+SERVICE_DOCKERFILE = "deploy/service.Dockerfile"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICE_ENV = COMPOSE["x-service-env"]
 DYNAMIC = (ROOT / "gateway" / "dynamic.yml").read_text()
+
+
+def repo_files(name: str) -> list[str]:
+    """Files named like `name` at the top or up to two folders down (gateway/Dockerfile,
+    services/chat/railway.json); deeper ones are installed packages' (node_modules, .venv)."""
+    found = [*ROOT.glob(name), *ROOT.glob(f"*/{name}"), *ROOT.glob(f"*/*/{name}")]
+    return sorted(p.relative_to(ROOT).as_posix() for p in found)
+
+
+DOCKERFILES = repo_files("*Dockerfile")
+RAILWAY_CONFIGS = repo_files("railway.json")
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    lines = [
+        line
+        for line in (ROOT / dockerfile).read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    ]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    found = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, rest = line.strip().partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def image_env(dockerfile: str) -> dict[str, str]:
+    """The ENV names and values of a Dockerfile's last stage (the image that runs)."""
+    steps = instructions(dockerfile)
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    env: dict[str, str] = {}
+    for keyword, rest in steps[last_from:]:
+        if keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(rest))
+    return env
+
+
+def copied_sources(dockerfile: str, args: dict[str, str]) -> list[str]:
+    """The build-context paths a Dockerfile COPYs, with its build arguments filled in."""
+    sources = []
+    for keyword, rest in instructions(dockerfile):
+        words = rest.split()
+        if keyword != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        paths = [w for w in words if not w.startswith("--")][:-1]
+        for path in paths:
+            sources.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], path))
+    return sources
+
+
+def service_port(name: str) -> str:
+    """The port the other services reach `name` on (its URL in the shared environment)."""
+    return re.fullmatch(rf"http://{name}:(\d+)", SERVICE_ENV[f"{name.upper()}_URL"]).group(1)
 
 
 def test_every_compose_service_has_a_health_check():
@@ -54,24 +117,87 @@ def test_secrets_are_required_not_defaulted():
         assert re.search(rf"\$\{{{secret}:\?", text), secret
 
 
+def test_every_compose_build_names_a_dockerfile_that_exists():
+    built = {n: s["build"] for n, s in COMPOSE["services"].items() if "build" in s}
+    assert set(PY_SERVICES) | {"auth", "gateway"} <= set(built)
+    for name, build in built.items():
+        assert build["context"] == ".", name
+        assert (ROOT / build["dockerfile"]).is_file(), (name, build["dockerfile"])
+
+
 @pytest.mark.parametrize("service", PY_SERVICES)
-def test_python_dockerfiles_are_multistage_slim_nonroot(service: str):
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+def test_python_services_build_the_one_image_with_their_name_and_port(service: str):
+    build = COMPOSE["services"][service]["build"]
+    assert build["dockerfile"] == SERVICE_DOCKERFILE
+    assert build["args"] == {"SERVICE": service, "PORT": service_port(service)}
+
+
+def test_the_python_image_is_multistage_slim_nonroot_and_parameterised():
+    steps = instructions(SERVICE_DOCKERFILE)
+    stages = [rest.split()[0] for keyword, rest in steps if keyword == "FROM"]
     assert len(stages) >= 2 and all("slim" in s for s in stages)
-    assert re.search(r"^USER (?!root)\w+", text, re.MULTILINE)
-    assert "HEALTHCHECK" in text
-    for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
-        for path in src.split():
-            assert (ROOT / path).exists(), (service, path)
-    assert f"lectern_{service}" in text
+    assert any(k == "USER" and rest not in ("root", "0") for k, rest in steps)
+    assert any(k == "HEALTHCHECK" for k, _ in steps)
+    declared = {rest.split("=")[0] for keyword, rest in steps if keyword == "ARG"}
+    assert {"SERVICE", "PORT"} <= declared
+    assert any("--package lectern-${SERVICE}" in rest for k, rest in steps if k == "RUN")
+    env = image_env(SERVICE_DOCKERFILE)
+    # The start script and the health check read these.
+    assert env["LECTERN_SERVICE"] == "${SERVICE}" and env["PORT"] == "${PORT}"
+    start = [rest for keyword, rest in steps if keyword == "CMD"]
+    assert start == ['["/app/serve.sh"]']
+    script = ROOT / "deploy" / "serve.sh"
+    assert os.access(script, os.X_OK)
+    assert "LECTERN_SERVICE" in script.read_text() and "PORT" in script.read_text()
 
 
-@pytest.mark.parametrize("folder", [f"services/{s}" for s in PY_SERVICES] + ["gateway"])
-def test_railway_config_per_deployable(folder: str):
-    config = json.loads((ROOT / folder / "railway.json").read_text())
-    assert config["deploy"]["healthcheckPath"].endswith("/health")
-    assert (ROOT / config["build"]["dockerfilePath"]).exists()
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_every_path_a_dockerfile_copies_exists(dockerfile: str):
+    arg_sets = (
+        [{"SERVICE": s, "PORT": service_port(s)} for s in PY_SERVICES]
+        if dockerfile == SERVICE_DOCKERFILE
+        else [{}]
+    )
+    for args in arg_sets:
+        sources = copied_sources(dockerfile, args)
+        assert sources, dockerfile
+        for path in sources:
+            assert (ROOT / path).exists(), (dockerfile, args, path)
+
+
+def test_the_python_image_holds_the_reader_page_where_chat_looks(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    env = image_env(SERVICE_DOCKERFILE)
+    copies = [rest.split() for keyword, rest in instructions(SERVICE_DOCKERFILE)]
+    assert ["web", env["CHAT_WEB_DIR"]] in copies
+    monkeypatch.setenv("CHAT_WEB_DIR", env["CHAT_WEB_DIR"])
+    assert ChatSettings().web_dir == Path(env["CHAT_WEB_DIR"])
+    # Outside the image, chat serves the checkout's own web/ folder.
+    monkeypatch.delenv("CHAT_WEB_DIR")
+    assert ChatSettings().web_dir == ROOT / "web"
+    assert (ROOT / "web" / "index.html").is_file()
+
+
+def test_a_railway_config_per_deployable():
+    folders = {str(Path(c).parent) for c in RAILWAY_CONFIGS}
+    assert folders == {f"services/{s}" for s in PY_SERVICES} | {"services/auth", "gateway"}
+
+
+@pytest.mark.parametrize("config_path", RAILWAY_CONFIGS)
+def test_railway_configs_build_a_dockerfile_that_exists(config_path: str):
+    config = json.loads((ROOT / config_path).read_text())
+    folder = Path(config_path).parent
+    assert config["build"]["builder"] == "DOCKERFILE"
+    assert (ROOT / config["build"]["dockerfilePath"]).is_file(), config_path
+    health = config["deploy"]["healthcheckPath"]
+    if folder.parent.as_posix() == "services" and folder.name in PY_SERVICES:
+        assert config["build"]["dockerfilePath"] == SERVICE_DOCKERFILE
+        assert health == "/health"
+    elif folder.name == "auth":
+        assert health == "/api/auth/ok"
+    else:
+        assert health.endswith("/health"), config_path
 
 
 def test_internal_paths_have_no_route():

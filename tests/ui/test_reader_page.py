@@ -71,9 +71,8 @@ def playwright_dir() -> Path:
     """The folder with playwright-core installed (npm ci from the lock file when missing)."""
     if not CHROMIUM.exists():
         pytest.fail(
-            f"Chromium not found at {CHROMIUM}. Install Debian's browser with "
-            "`sudo apt-get install -y chromium` (.ci/run does this), or point "
-            "CHROMIUM_PATH at a Chromium binary.",
+            f"Chromium not found at {CHROMIUM}. `make test` installs Debian's browser "
+            "(`sudo apt-get install -y chromium`), or point CHROMIUM_PATH at a Chromium binary.",
             pytrace=False,
         )
     if shutil.which("node") is None or shutil.which("npm") is None:

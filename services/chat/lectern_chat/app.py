@@ -113,6 +113,5 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     app.user_middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
     app.include_router(router)
     app.include_router(internal_router)
-    app.include_router(pages.router)
-    app.mount("/static", pages.static_files, name="static")
+    pages.mount_reader_page(app, settings.web_dir)
     return app

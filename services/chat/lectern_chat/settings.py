@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +17,9 @@ class ChatSettings(ServiceSettings):
     port: int = 8101
     retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
     profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
+    # The reader page's files: `web/` of the checkout this package runs from; an installed
+    # copy (the Docker image) is told where they are.
+    web_dir: Path = Path(__file__).resolve().parents[3] / "web"
 
     # The model stream: give up when the first piece or the next piece takes longer than this.
     first_token_timeout_s: float = 20.0
