@@ -174,9 +174,9 @@ def replica(stack: Stack) -> Iterator[Replica]:
         stack,
         "summary-b",
         {
-            "SUMMARY_GEMINI_FIRST_TOKEN_TIMEOUT_S": "2",
-            "SUMMARY_GEMINI_BETWEEN_TOKENS_TIMEOUT_S": "2",
-            "SUMMARY_GEMINI_REQUEST_TIMEOUT_S": "2",
+            "GEMINI_FIRST_TOKEN_TIMEOUT_S": "2",
+            "GEMINI_BETWEEN_TOKENS_TIMEOUT_S": "2",
+            "GEMINI_REQUEST_TIMEOUT_S": "2",
             "SUMMARY_SSE_KEEPALIVE_S": "0.3",
         },
     )

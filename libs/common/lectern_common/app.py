@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -41,7 +41,3 @@ def build_app(
         internal_token=settings.internal_token.get_secret_value(),
     )
     return app
-
-
-async def no_state() -> AsyncIterator[None]:
-    yield None

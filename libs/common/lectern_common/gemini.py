@@ -7,7 +7,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import httpx2
@@ -32,13 +32,13 @@ class GeminiConfig:
     api_key: str
     model: str
     base_url: str | None = None
+    temperature: float = 0.2
+    max_output_tokens: int = 2048
     first_token_timeout_s: float = 20.0
     between_tokens_timeout_s: float = 20.0
     request_timeout_s: float = 120.0
     max_attempts: int = 3
     backoff_base_s: float = 0.5
-    temperature: float = 0.2
-    max_output_tokens: int = 2048
 
 
 @dataclass
@@ -46,7 +46,6 @@ class Usage:
     prompt_tokens: int = 0
     output_tokens: int = 0
     attempts: int = 0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {

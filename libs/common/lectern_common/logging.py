@@ -7,13 +7,46 @@ import sys
 
 import structlog
 
-SECRET_KEYS = ("authorization", "cookie", "token", "api_key", "password", "secret")
+# Keys whose values are credentials, compared lower-cased with "-" read as "_" (so a header name
+# and a keyword argument match alike). Exact names, not substrings: `prompt_tokens`,
+# `first_token_ms` or `token_hash` are numbers and digests a reader of the logs needs.
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "cookie",
+        "set_cookie",
+        "api_key",
+        "x_api_key",
+        "x_goog_api_key",
+        "gemini_api_key",
+        "qdrant_api_key",
+        "token",
+        "x_internal_token",
+        "internal_token",
+        "admin_token",
+        "guest_token",
+        "session_token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "password",
+        "secret",
+        "better_auth_secret",
+        "client_secret",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def is_secret_key(key: str) -> bool:
+    return key.lower().replace("-", "_") in SECRET_KEYS
 
 
 def _redact(_: object, __: str, event: dict) -> dict:
-    for key in list(event):
-        if any(s in key.lower() for s in SECRET_KEYS) and key != "request_id":
-            event[key] = "[redacted]"
+    for key in event:
+        if is_secret_key(key):
+            event[key] = REDACTED
     return event
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-from typing import Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,11 +11,25 @@ from lectern_common.gemini import GeminiConfig
 
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "dev", "test"}
 
+# The model client's tuning, one unprefixed name per setting in every service. A service that
+# needs another default declares the field again with its type (the name comes with it).
+GeminiFirstTokenTimeout = Annotated[
+    float, Field(gt=0, validation_alias="GEMINI_FIRST_TOKEN_TIMEOUT_S")
+]
+GeminiBetweenTokensTimeout = Annotated[
+    float, Field(gt=0, validation_alias="GEMINI_BETWEEN_TOKENS_TIMEOUT_S")
+]
+GeminiRequestTimeout = Annotated[float, Field(gt=0, validation_alias="GEMINI_REQUEST_TIMEOUT_S")]
+GeminiMaxAttempts = Annotated[int, Field(ge=1, validation_alias="GEMINI_MAX_ATTEMPTS")]
+GeminiBackoffBase = Annotated[float, Field(ge=0, validation_alias="GEMINI_BACKOFF_BASE_S")]
+
 
 class ServiceSettings(BaseSettings):
     """Fields shared by all services; subclasses set `env_prefix` for their own fields."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    # No populate_by_name: with it, an aliased field is also read under the service prefix
+    # (SUMMARY_DATABASE_URL, CHAT_GEMINI_MODEL), a second name for one setting.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
     # Whether the service opens Redis: production mode requires REDIS_URL only where it does.
     uses_redis: ClassVar[bool] = True
 
@@ -39,6 +52,15 @@ class ServiceSettings(BaseSettings):
     gemini_api_key: SecretStr = Field(SecretStr(""), validation_alias="GEMINI_API_KEY")
     gemini_base_url: str | None = Field(None, validation_alias="GEMINI_BASE_URL")
     gemini_model: str = Field("gemini-2.5-flash", validation_alias="GEMINI_MODEL")
+    # A stream gives up when its first piece, or the next one, takes longer than this.
+    gemini_first_token_timeout_s: GeminiFirstTokenTimeout = 20.0
+    gemini_between_tokens_timeout_s: GeminiBetweenTokensTimeout = 20.0
+    # One whole request: a one-shot generation or an embedding batch.
+    gemini_request_timeout_s: GeminiRequestTimeout = 120.0
+    # 429/5xx/network failures are tried again (a stream only before its first piece), waiting
+    # up to backoff_base_s * 2^(attempt-1) in between.
+    gemini_max_attempts: GeminiMaxAttempts = 3
+    gemini_backoff_base_s: GeminiBackoffBase = 0.5
 
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool | None = Field(None, validation_alias="LOG_JSON")
@@ -52,13 +74,21 @@ class ServiceSettings(BaseSettings):
     def gemini_enabled(self) -> bool:
         return bool(self.gemini_api_key.get_secret_value())
 
-    def gemini_config(self, **tuning: Any) -> GeminiConfig:
-        """The model client's config from the shared GEMINI_* names plus a service's tuning."""
+    def gemini_config(
+        self, *, max_output_tokens: int = GeminiConfig.max_output_tokens
+    ) -> GeminiConfig:
+        """The model client's config from the GEMINI_* settings; `max_output_tokens` is the
+        ceiling of a call that does not name its own."""
         return GeminiConfig(
             api_key=self.gemini_api_key.get_secret_value(),
             model=self.gemini_model,
             base_url=self.gemini_base_url,
-            **tuning,
+            max_output_tokens=max_output_tokens,
+            first_token_timeout_s=self.gemini_first_token_timeout_s,
+            between_tokens_timeout_s=self.gemini_between_tokens_timeout_s,
+            request_timeout_s=self.gemini_request_timeout_s,
+            max_attempts=self.gemini_max_attempts,
+            backoff_base_s=self.gemini_backoff_base_s,
         )
 
     @model_validator(mode="after")
@@ -75,9 +105,13 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+class UpstreamSettings(ServiceSettings):
+    """A service that calls retrieval (passages, chapters) and profile (the reader's profile):
+    chat and summary."""
+
+    retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
+    profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
+
+
 def is_weak_secret(value: str) -> bool:
     return value.strip().lower() in WEAK_SECRETS or len(value) < 32
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(32)

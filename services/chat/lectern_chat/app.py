@@ -30,15 +30,7 @@ def gemini_client(settings: ChatSettings) -> Gemini | None:
     """The model client, or None without an API key (the extractive answerer is used)."""
     if not settings.gemini_enabled:
         return None
-    return Gemini(
-        settings.gemini_config(
-            first_token_timeout_s=settings.first_token_timeout_s,
-            between_tokens_timeout_s=settings.between_tokens_timeout_s,
-            max_attempts=settings.llm_max_attempts,
-            backoff_base_s=settings.llm_backoff_base_s,
-            max_output_tokens=settings.max_output_tokens,
-        )
-    )
+    return Gemini(settings.gemini_config(max_output_tokens=settings.max_output_tokens))
 
 
 def event_redis(settings: ChatSettings) -> Redis:

@@ -7,25 +7,19 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from lectern_common.settings import ServiceSettings
+from lectern_common.settings import UpstreamSettings
 
 
-class ChatSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore", populate_by_name=True)
+class ChatSettings(UpstreamSettings):
+    model_config = SettingsConfigDict(env_prefix="CHAT_")
 
     service_name: str = "chat"
     port: int = 8101
-    retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
-    profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
     # The reader page's files: `web/` of the checkout this package runs from; an installed
     # copy (the Docker image) is told where they are.
     web_dir: Path = Path(__file__).resolve().parents[3] / "web"
 
-    # The model stream: give up when the first piece or the next piece takes longer than this.
-    first_token_timeout_s: float = 20.0
-    between_tokens_timeout_s: float = 20.0
-    llm_max_attempts: int = 3
-    llm_backoff_base_s: float = 0.5
+    # The longest answer (the model client's timeouts and retries are the shared GEMINI_* ones).
     max_output_tokens: int = 2048
     # Rewriting a follow-up must not hold the answer up: past this, the raw question is used.
     rewrite_timeout_s: float = 4.0

@@ -9,7 +9,7 @@ from lectern_common.settings import ServiceSettings, is_weak_secret
 
 
 class ProfileSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="PROFILE_")
 
     service_name: str = "profile"
     port: int = 8103

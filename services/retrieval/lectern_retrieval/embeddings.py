@@ -162,7 +162,7 @@ class GeminiEmbedder:
         self.name = f"gemini:{self.model}"
         self.batch = settings.gemini_embedding_batch
         self.query_batch = self.batch
-        self.gemini = Gemini(settings.gemini_config(request_timeout_s=60.0))
+        self.gemini = Gemini(settings.gemini_config())
 
     async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
         values = await self.gemini.embed(

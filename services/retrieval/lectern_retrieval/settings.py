@@ -7,13 +7,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lectern_common.settings import ServiceSettings, is_weak_secret
+from lectern_common.settings import GeminiRequestTimeout, ServiceSettings, is_weak_secret
 
 
 class RetrievalSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RETRIEVAL_", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
 
     service_name: str = "retrieval"
     port: int = 8102
@@ -31,6 +29,8 @@ class RetrievalSettings(ServiceSettings):
     gemini_embedding_model: str = "gemini-embedding-001"
     gemini_embedding_dimension: int = Field(768, ge=128, le=3072)
     gemini_embedding_batch: int = Field(100, ge=1, le=100)
+    # One embedding batch is one request; it gives up sooner than a generation may take.
+    gemini_request_timeout_s: GeminiRequestTimeout = 60.0
     # One thread: on 2 cores a second one fights PostgreSQL and Qdrant (dense leg p50 47 -> 28 ms).
     local_embedding_threads: int = Field(1, ge=1, le=16)
     # Compute-bound on the CPU either way; small batches keep the peak memory low (~0.6 GB).

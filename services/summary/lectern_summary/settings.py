@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from lectern_common.gemini import GeminiConfig
-from lectern_common.settings import ServiceSettings
+from lectern_common.settings import (
+    GeminiBetweenTokensTimeout,
+    GeminiFirstTokenTimeout,
+    UpstreamSettings,
+)
 
 
-class SummarySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SUMMARY_", extra="ignore", populate_by_name=True)
+class SummarySettings(UpstreamSettings):
+    model_config = SettingsConfigDict(env_prefix="SUMMARY_")
 
     service_name: str = "summary"
     port: int = 8104
-    retrieval_url: str = Field("http://127.0.0.1:8102", validation_alias="RETRIEVAL_URL")
-    profile_url: str = Field("http://127.0.0.1:8103", validation_alias="PROFILE_URL")
 
-    # Model calls: a stalled model must never hold a request (or the single-flight lock) forever.
-    gemini_first_token_timeout_s: float = 30.0
-    gemini_between_tokens_timeout_s: float = 30.0
-    gemini_request_timeout_s: float = 120.0
-    gemini_max_attempts: int = 3
+    # A stalled model must never hold a request (or the single-flight lock) forever; the
+    # stream waits 30 s here (the shared default is 20 s).
+    gemini_first_token_timeout_s: GeminiFirstTokenTimeout = 30.0
+    gemini_between_tokens_timeout_s: GeminiBetweenTokensTimeout = 30.0
+    # Each call names its own ceiling: a summary's, or a rewritten/translated part's.
     summary_max_output_tokens: int = 1024
     chapter_max_output_tokens: int = 8192
 
@@ -43,12 +43,3 @@ class SummarySettings(ServiceSettings):
     failure_memory_s: float = 30.0
     # An SSE comment this often while a stream has nothing to send (waiting for a generation).
     sse_keepalive_s: float = 15.0
-
-    def gemini_config(self) -> GeminiConfig:
-        return super().gemini_config(
-            first_token_timeout_s=self.gemini_first_token_timeout_s,
-            between_tokens_timeout_s=self.gemini_between_tokens_timeout_s,
-            request_timeout_s=self.gemini_request_timeout_s,
-            max_attempts=self.gemini_max_attempts,
-            max_output_tokens=self.chapter_max_output_tokens,
-        )

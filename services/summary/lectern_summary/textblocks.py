@@ -73,10 +73,6 @@ def blocks(text: str) -> list[Block]:
     return out
 
 
-def code_blocks(text: str) -> list[str]:
-    return [b.text for b in blocks(text) if b.protected]
-
-
 def protect(text: str) -> tuple[str, list[str]]:
     """The text with each protected block replaced by `[[CODE n]]`, and the blocks."""
     codes: list[str] = []

@@ -248,7 +248,6 @@ class Stack:
                 "SUMMARY_URL": c.url("summary"),
                 "AUTH_URL": c.url("auth"),
                 "QDRANT_PATH": str(c.data_dir / "qdrant"),
-                "LECTERN_DATA_DIR": str(c.data_dir),
                 "LOG_JSON": "true",
                 "PYTHONUNBUFFERED": "1",
                 "GEMINI_API_KEY": c.gemini_api_key,
