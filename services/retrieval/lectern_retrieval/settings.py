@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,6 +14,8 @@ class RetrievalSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="RETRIEVAL_", extra="ignore", populate_by_name=True
     )
+
+    uses_redis: ClassVar[bool] = False
 
     service_name: str = "retrieval"
     port: int = 8102
