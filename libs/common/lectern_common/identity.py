@@ -6,14 +6,12 @@ that lacks the internal token, and the gateway strips any client-sent X-User-Id.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Header
 
+from lectern_common.contracts import USER_ID
 from lectern_common.errors import ApiError
-
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 async def optional_reader(
@@ -21,7 +19,7 @@ async def optional_reader(
 ) -> str | None:
     if x_user_id is None or x_user_id == "":
         return None
-    if not _USER_ID.match(x_user_id):
+    if not USER_ID.match(x_user_id):
         raise ApiError(401, "unauthorized", "invalid identity")
     return x_user_id
 

@@ -8,11 +8,12 @@ import structlog
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from lectern_common.context import current_request_id
+from lectern_common.contracts import USER_ID_PATTERN, ReaderProfile
 from lectern_common.errors import NotFound
 from lectern_common.http import ServiceUnavailable
 from lectern_common.identity import Reader
 from lectern_profile import profiles, store
-from lectern_profile.schemas import Profile, ProfileDeleted, ProfileOptions, ProfileUpdate
+from lectern_profile.schemas import ProfileDeleted, ProfileOptions, ProfileUpdate
 from lectern_profile.state import State
 from lectern_profile.verification import InvalidCredential
 
@@ -20,7 +21,7 @@ log = structlog.get_logger()
 
 router = APIRouter(tags=["profile"])
 
-UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+UserId = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 
 
 def client_address(request: Request) -> str:
@@ -58,17 +59,17 @@ async def options() -> ProfileOptions:
 
 
 @router.get("/api/profile/me")
-async def read_my_profile(reader: Reader, state: State) -> Profile:
-    record = await store.get(state.stores.pool, reader)
+async def read_my_profile(reader: Reader, state: State) -> ReaderProfile:
+    record = await store.get(state.pool, reader)
     if record is None:
         raise NotFound("profile")
     return profiles.to_profile(record)
 
 
 @router.put("/api/profile/me")
-async def update_my_profile(update: ProfileUpdate, reader: Reader, state: State) -> Profile:
+async def update_my_profile(update: ProfileUpdate, reader: Reader, state: State) -> ReaderProfile:
     """Create or change the profile: fields left out keep their value, null clears one."""
-    record = await store.upsert(state.stores.pool, reader, update.changes())
+    record = await store.upsert(state.pool, reader, update.changes())
     log.info("profile.saved", fields=sorted(update.changes()))
     return profiles.to_profile(record)
 
@@ -77,15 +78,15 @@ async def update_my_profile(update: ProfileUpdate, reader: Reader, state: State)
 async def delete_my_profile(reader: Reader, state: State) -> ProfileDeleted:
     """Delete the profile and the reader's conversations."""
     try:
-        return await profiles.delete_reader(pool=state.stores.pool, chat=state.chat, user_id=reader)
+        return await profiles.delete_reader(pool=state.pool, chat=state.chat, user_id=reader)
     except ServiceUnavailable as exc:
         raise profiles.ConversationsNotDeleted from exc
 
 
 @router.get("/internal/profiles/{user_id}", include_in_schema=False)
-async def internal_profile(user_id: UserId, state: State) -> Profile:
+async def internal_profile(user_id: UserId, state: State) -> ReaderProfile:
     """A reader's profile for the other services (404 when the reader has none)."""
-    record = await store.get(state.stores.pool, user_id)
+    record = await store.get(state.pool, user_id)
     if record is None:
         raise NotFound("profile")
     return profiles.to_profile(record)

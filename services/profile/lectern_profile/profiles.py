@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 import structlog
+from pydantic import ValidationError
 
+from lectern_common.contracts import ConversationsDeleted, ReaderProfile
 from lectern_common.errors import ApiError
 from lectern_common.http import InternalClient
 from lectern_profile import store
-from lectern_profile.schemas import Profile, ProfileDeleted
+from lectern_profile.schemas import ProfileDeleted
 from lectern_profile.segments import segment
 
 log = structlog.get_logger()
@@ -23,9 +25,9 @@ class ConversationsNotDeleted(ApiError):
         )
 
 
-def to_profile(record: asyncpg.Record) -> Profile:
+def to_profile(record: asyncpg.Record) -> ReaderProfile:
     values = dict(record)
-    return Profile(**values, segment=segment(values))
+    return ReaderProfile(**values, segment=segment(values))
 
 
 async def delete_reader(
@@ -37,7 +39,11 @@ async def delete_reader(
     if response.status_code != 200:
         log.warning("profile.delete_conversations_failed", status=response.status_code)
         raise ConversationsNotDeleted
-    conversations = int(response.json()["deleted"])
+    try:
+        conversations = ConversationsDeleted.model_validate_json(response.content).deleted
+    except ValidationError as exc:
+        log.warning("profile.delete_conversations_invalid", errors=exc.error_count())
+        raise ConversationsNotDeleted from exc
     deleted = await store.delete(pool, user_id)
     log.info("profile.deleted", profile_deleted=deleted, conversations_deleted=conversations)
     return ProfileDeleted(profile_deleted=deleted, conversations_deleted=conversations)

@@ -1,17 +1,19 @@
-"""Request and response models of the profile service (the field values of DESIGN.md "Profiles")."""
+"""Request and response models of the profile service (the field values of DESIGN.md "Profiles";
+the profile itself, as every service reads it, is `lectern_common.contracts.ReaderProfile`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, get_args
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Level = Literal["none", "beginner", "intermediate", "advanced"]
-HardwareAccess = Literal["simulation_only", "gpu_workstation", "jetson", "physical_robot"]
-OperatingSystem = Literal["linux", "windows", "macos"]
-AnswerDepth = Literal["brief", "standard", "detailed"]
-GOALS_MAX_CHARS = 500
+from lectern_common.contracts import (
+    GOALS_MAX_CHARS,
+    AnswerDepth,
+    HardwareAccess,
+    Level,
+    OperatingSystem,
+)
 
 FIELDS = (
     "python_level",
@@ -23,7 +25,6 @@ FIELDS = (
     "answer_depth",
     "goals",
 )
-LEVEL_FIELDS = ("python_level", "cpp_level", "ai_ml_level", "ros2_level")
 
 
 class ProfileUpdate(BaseModel):
@@ -42,20 +43,6 @@ class ProfileUpdate(BaseModel):
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in FIELDS if name in self.model_fields_set}
-
-
-class Profile(BaseModel):
-    user_id: str
-    python_level: Level | None
-    cpp_level: Level | None
-    ai_ml_level: Level | None
-    ros2_level: Level | None
-    hardware_access: HardwareAccess | None
-    operating_system: OperatingSystem | None
-    answer_depth: AnswerDepth | None
-    goals: str | None
-    segment: str = Field(description="audience segment: <experience>-<hardware_access>")
-    updated_at: datetime
 
 
 class ProfileDeleted(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lectern_profile.schemas import LEVEL_FIELDS
+from lectern_common.contracts import LEVEL_FIELDS
 
 LEVEL_SCORES = {"none": 0, "beginner": 1, "intermediate": 2, "advanced": 3}
 # With nothing said, assume the least: explain more, and assume no hardware beyond a simulator.

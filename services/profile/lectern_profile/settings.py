@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -10,6 +12,8 @@ from lectern_common.settings import ServiceSettings, is_weak_secret
 
 class ProfileSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILE_")
+
+    uses_redis: ClassVar[bool] = False
 
     service_name: str = "profile"
     port: int = 8103

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 
 from lectern_common.http import InternalClient
-from lectern_common.stores import Stores
 from lectern_profile.settings import ProfileSettings
 from lectern_profile.verification import Verifier
 
@@ -16,7 +16,7 @@ from lectern_profile.verification import Verifier
 @dataclass
 class ProfileState:
     settings: ProfileSettings
-    stores: Stores
+    pool: asyncpg.Pool
     chat: InternalClient
     verifier: Verifier
 

@@ -16,6 +16,7 @@ import httpx
 import jwt
 import structlog
 
+from lectern_common.contracts import USER_ID
 from lectern_common.errors import ApiError
 from lectern_profile.settings import ProfileSettings
 
@@ -25,7 +26,6 @@ SESSION_COOKIES = ("better-auth.session_token", "__Secure-better-auth.session_to
 MAX_CREDENTIAL_CHARS = 4096
 _SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{43}=$")  # standard base64 of a SHA-256 HMAC
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 
 
@@ -174,7 +174,7 @@ class Verifier:
         except jwt.InvalidTokenError as exc:
             raise InvalidCredential(type(exc).__name__) from exc
         subject = claims["sub"]
-        if not isinstance(subject, str) or not _USER_ID.match(subject):
+        if not isinstance(subject, str) or not USER_ID.match(subject):
             raise InvalidCredential("subject")
         return subject
 

@@ -3,45 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
-import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
+from lectern_common.contracts import (
+    CHAPTER_ID,
+    Chapter,
+    ChaptersResponse,
+    SearchRequest,
+    SearchResponse,
+)
 from lectern_common.errors import ApiError, NotFound
 from lectern_retrieval import store
 from lectern_retrieval.deps import Admin, RetrievalState, State
 from lectern_retrieval.ingest import SourceFile, check_source, check_url_prefix, collect_folder
-from lectern_retrieval.schemas import (
-    CHAPTER_ID_PATTERN,
-    Chapter,
-    ChaptersResponse,
-    IngestPathRequest,
-    IngestSummary,
-    InternalSearchRequest,
-    SearchRequest,
-    SearchResponse,
-)
+from lectern_retrieval.ingest_stream import NDJSON, progress_lines
+from lectern_retrieval.schemas import IngestPathRequest, IngestSummary, PublicSearchRequest
 
-log = structlog.get_logger()
 router = APIRouter(tags=["retrieval"])
-NDJSON = "application/x-ndjson"
 
 
 @router.post("/api/search", response_model=SearchResponse)
-async def public_search(body: SearchRequest, state: State) -> dict:
+async def public_search(body: PublicSearchRequest, state: State) -> dict:
     results = await state.searcher.search(body.query, top_k=body.top_k, chapter_id=body.chapter_id)
     return {"results": results}
 
 
 @router.post("/internal/search", response_model=SearchResponse)
-async def internal_search(body: InternalSearchRequest, state: State) -> dict:
+async def internal_search(body: SearchRequest, state: State) -> dict:
     results = await state.searcher.search(
         body.query, top_k=body.top_k, chapter_id=body.chapter_id, mode=body.mode
     )
@@ -50,15 +43,13 @@ async def internal_search(body: InternalSearchRequest, state: State) -> dict:
 
 @router.get("/api/chapters", response_model=ChaptersResponse)
 async def chapters(state: State) -> dict:
-    return {"chapters": await store.list_chapters(state.stores.pool)}
+    return {"chapters": await store.list_chapters(state.pool)}
 
 
 @router.get("/internal/chapters/{chapter_id}", response_model=Chapter)
 async def chapter(chapter_id: str, state: State) -> dict:
     found = (
-        await store.get_chapter(state.stores.pool, chapter_id)
-        if re.match(CHAPTER_ID_PATTERN, chapter_id)
-        else None
+        await store.get_chapter(state.pool, chapter_id) if CHAPTER_ID.match(chapter_id) else None
     )
     if found is None:
         raise NotFound("chapter")
@@ -124,47 +115,15 @@ async def _read_upload(
 
 async def _run_ingest(
     request: Request, state: RetrievalState, source: str, prefix: str, files: list[SourceFile]
-):
+) -> dict | StreamingResponse:
     started = time.perf_counter()
     docs = await state.ingestor.prepare(source, files, url_prefix=prefix)
     if NDJSON not in request.headers.get("accept", ""):
         return await state.ingestor.apply(source, docs, started=started)
-    return StreamingResponse(_progress_stream(state, source, docs, started), media_type=NDJSON)
-
-
-async def _progress_stream(
-    state: RetrievalState, source: str, docs: list, started: float
-) -> AsyncIterator[bytes]:
-    """Progress events, one JSON object a line, ending with the summary (or an error). The
-    ingest runs in its own task, so it completes even if the client goes away."""
-    queue: asyncio.Queue[dict] = asyncio.Queue()
-
-    async def report(event: dict) -> None:
-        await queue.put(event)
-
-    async def run() -> None:
-        try:
-            summary = await state.ingestor.apply(source, docs, started=started, progress=report)
-            await queue.put({"event": "summary", **summary})
-        except Exception as exc:
-            log.exception("ingest.failed", source=source)
-            code = exc.code if isinstance(exc, ApiError) else "internal_error"
-            await queue.put(
-                {
-                    "event": "error",
-                    "code": code,
-                    "message": exc.message if isinstance(exc, ApiError) else "ingest failed",
-                }
-            )
-
-    task = asyncio.create_task(run())
-    state.background.add(task)
-    task.add_done_callback(state.background.discard)
-    while True:
-        event = await queue.get()
-        yield orjson.dumps(event) + b"\n"
-        if event["event"] in ("summary", "error"):
-            return
+    lines = progress_lines(
+        state.ingestor, state.background, source=source, docs=docs, started=started
+    )
+    return StreamingResponse(lines, media_type=NDJSON)
 
 
 @router.post(

@@ -7,14 +7,17 @@ folder, so a second process could not open it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 
 from lectern_common.app import build_app
-from lectern_common.stores import open_stores
+from lectern_common.health import Check
+from lectern_common.stores import open_postgres, postgres_check
+from lectern_common.tasks import BackgroundTasks
 from lectern_retrieval import store
 from lectern_retrieval.api import router
 from lectern_retrieval.deps import RetrievalState
@@ -25,10 +28,13 @@ from lectern_retrieval.settings import RetrievalSettings
 from lectern_retrieval.vectors import VectorStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A running ingest is left to finish at shutdown (cut off, it would leave vectors without rows
+# until the next ingest); this only bounds a stuck one.
+INGEST_SHUTDOWN_WAIT_S = 600.0
 log = structlog.get_logger()
 
 
-async def _reconcile(pool, vectors: VectorStore) -> None:
+async def _reconcile(pool: asyncpg.Pool, vectors: VectorStore) -> None:
     """If vectors went missing (e.g. the Qdrant folder was deleted), make the next ingest
     re-embed everything rather than trust the registry."""
     points, rows = await vectors.count(), await store.count_passages(pool)
@@ -42,47 +48,46 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
-        embedder = create_embedder(settings)
-        vectors = VectorStore(
-            settings,
-            model=embedder.name,
-            dimension=embedder.dimension,
-            passages=embedder.passage_scheme,
-        )
-        try:
+        async with AsyncExitStack() as stack:
+            embedder = create_embedder(settings)
+            stack.push_async_callback(embedder.aclose)
+            vectors = VectorStore(
+                settings,
+                model=embedder.name,
+                dimension=embedder.dimension,
+                passages=embedder.passage_scheme,
+            )
+            stack.push_async_callback(vectors.close)
             await vectors.open()
-            async with open_stores(settings, schema="retrieval", migrations=MIGRATIONS) as stores:
-                await _reconcile(stores.pool, vectors)
-                state = RetrievalState(
-                    settings=settings,
-                    stores=stores,
-                    embedder=embedder,
-                    vectors=vectors,
-                    searcher=Searcher(
-                        stores.pool,
-                        vectors,
-                        embedder,
-                        rrf_k=settings.rrf_k,
-                        candidates=settings.candidates,
-                    ),
-                    ingestor=Ingestor(stores.pool, vectors, embedder, budget=settings.chunk_chars),
-                )
-                log.info(
-                    "retrieval.ready",
-                    embeddings=embedder.name,
-                    dimension=embedder.dimension,
-                    qdrant="server" if settings.qdrant_url else "local",
-                )
-                yield {"retrieval": state}
-                for task in list(state.background):
-                    await task
-        finally:
-            await vectors.close()
-            await embedder.aclose()
+            pool = await stack.enter_async_context(
+                open_postgres(settings, schema="retrieval", migrations=MIGRATIONS)
+            )
+            await _reconcile(pool, vectors)
+            background = BackgroundTasks("retrieval.ingest")
+            # Registered last, so it runs first: ingests finish before the stores close.
+            stack.push_async_callback(background.drain, timeout_s=INGEST_SHUTDOWN_WAIT_S)
+            state = RetrievalState(
+                settings=settings,
+                pool=pool,
+                embedder=embedder,
+                vectors=vectors,
+                searcher=Searcher(
+                    pool, vectors, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates
+                ),
+                ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
+                background=background,
+            )
+            log.info(
+                "retrieval.ready",
+                embeddings=embedder.name,
+                dimension=embedder.dimension,
+                qdrant="server" if settings.qdrant_url else "local",
+            )
+            yield {"retrieval": state}
 
-    def checks(request: Request) -> dict:
+    def checks(request: Request) -> dict[str, Check]:
         state: RetrievalState = request.state.retrieval
-        return {**state.stores.checks(), "qdrant": state.vectors.count}
+        return {"postgres": postgres_check(state.pool), "qdrant": state.vectors.count}
 
     app = build_app(settings, title="Lectern retrieval", lifespan=lifespan, checks=checks)
     app.include_router(router)

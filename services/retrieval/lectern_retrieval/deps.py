@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Header, Request
 
 from lectern_common.errors import ApiError
-from lectern_common.stores import Stores
+from lectern_common.tasks import BackgroundTasks
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.ingest import Ingestor
 from lectern_retrieval.search import Searcher
@@ -21,13 +21,13 @@ from lectern_retrieval.vectors import VectorStore
 @dataclass
 class RetrievalState:
     settings: RetrievalSettings
-    stores: Stores
+    pool: asyncpg.Pool
     embedder: Embedder
     vectors: VectorStore
     searcher: Searcher
     ingestor: Ingestor
-    # Ingest tasks that outlive the request that started them (kept so they are not collected).
-    background: set[asyncio.Task] = field(default_factory=set)
+    # Ingests that outlive the request that started them (a streamed ingest whose client left).
+    background: BackgroundTasks
 
 
 async def retrieval_state(request: Request) -> RetrievalState:

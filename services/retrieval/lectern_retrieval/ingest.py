@@ -16,6 +16,7 @@ import asyncpg
 import numpy as np
 import structlog
 
+from lectern_common.contracts import CHAPTER_ID
 from lectern_common.errors import ApiError
 from lectern_retrieval import store
 from lectern_retrieval.chunking import chunk_document, embedding_parts
@@ -32,7 +33,6 @@ log = structlog.get_logger()
 PIPELINE_VERSION = "2"
 EMBED_SLICE = 64  # chunks embedded (and upserted) per step of the progress stream
 SOURCE_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
-CHAPTER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 URL_PREFIX = re.compile(r"^(/|https?://[^\s]+/)[A-Za-z0-9._~/-]*$")
 
 Progress = Callable[[dict], Awaitable[None]]

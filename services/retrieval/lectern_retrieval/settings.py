@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -12,6 +12,8 @@ from lectern_common.settings import GeminiRequestTimeout, ServiceSettings, is_we
 
 class RetrievalSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
+
+    uses_redis: ClassVar[bool] = False
 
     service_name: str = "retrieval"
     port: int = 8102

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 
+from lectern_common.contracts import CHAPTER_ID_PATTERN
 from lectern_common.errors import ApiError
 from lectern_common.gemini import LLMError
 from lectern_common.identity import Reader
@@ -19,7 +20,7 @@ from lectern_summary.writer import Job
 
 router = APIRouter(prefix="/api/summary", tags=["summary"])
 
-ChapterId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,199}$")]
+ChapterId = Annotated[str, Path(pattern=CHAPTER_ID_PATTERN)]
 
 # A translation request is one small JSON object; anything bigger is refused before parsing.
 MAX_BODY_BYTES = 1024
@@ -72,7 +73,11 @@ async def chapter_version(
             "title": job.chapter.title,
         }
         return stream_response(
-            state.generator, job, meta, keepalive_s=state.settings.sse_keepalive_s
+            state.generator,
+            job,
+            meta,
+            tasks=state.background,
+            keepalive_s=state.settings.sse_keepalive_s,
         )
     outcome = await obtain(state.generator, job)
     return ChapterVersionOut(

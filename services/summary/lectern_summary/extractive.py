@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from lectern_summary.schemas import Chapter
+from lectern_common.contracts import Chapter
 from lectern_summary.textblocks import blocks
 
 MODEL = "extractive"

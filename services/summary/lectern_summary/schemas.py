@@ -1,4 +1,5 @@
-"""Request and response models of the summary service (and the shapes it reads from others)."""
+"""Request and response models of the summary service (what it reads from other services is in
+`lectern_common.contracts`)."""
 
 from __future__ import annotations
 
@@ -24,23 +25,6 @@ class Kind(StrEnum):
     summary = "summary"
     personalized = "personalized"
     translation = "translation"
-
-
-class Section(BaseModel):
-    heading: str = ""
-    text: str = ""
-
-
-class Chapter(BaseModel):
-    """A chapter as the retrieval service returns it (`GET /internal/chapters/{id}`)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    title: str = ""
-    content_hash: str
-    text: str
-    sections: list[Section] = Field(default_factory=list)
 
 
 class SummaryOut(BaseModel):

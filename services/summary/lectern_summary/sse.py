@@ -1,6 +1,7 @@
 """The SSE form of a personalized or translated chapter, with the chat's event names: `meta`,
 `token`*, then `done` or `error`, each with a monotonic `id:`. The generation runs in its own
-task, so a reader who leaves does not cancel a text other readers are waiting for."""
+task held by the service's `BackgroundTasks`, so a reader who leaves does not cancel a text
+other readers are waiting for."""
 
 from __future__ import annotations
 
@@ -15,13 +16,11 @@ from fastapi.responses import StreamingResponse
 from lectern_common.errors import ApiError
 from lectern_common.gemini import LLMError
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
+from lectern_common.tasks import BackgroundTasks
 from lectern_summary.generation import Generator, Outcome
 from lectern_summary.writer import Job
 
 log = structlog.get_logger()
-
-# Keeps the generation tasks referenced until they finish (asyncio holds only weak references).
-_running: set[asyncio.Task] = set()
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -38,13 +37,11 @@ def _error_data(exc: BaseException) -> dict:
 
 
 async def _events(
-    generator: Generator, job: Job, meta: dict, keepalive_s: float
+    generator: Generator, job: Job, meta: dict, tasks: BackgroundTasks, keepalive_s: float
 ) -> AsyncIterator[bytes]:
     started = time.perf_counter()
     queue: asyncio.Queue[str] = asyncio.Queue()
-    task = asyncio.create_task(generator.obtain(job, emit=queue.put_nowait))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    task = tasks.spawn(generator.obtain(job, emit=queue.put_nowait), name=f"generate:{job.kind}")
     n = 1
     yield event_frame(n, "meta", meta)
     first_token_ms = None
@@ -97,6 +94,6 @@ async def _events(
 
 
 def stream_response(
-    generator: Generator, job: Job, meta: dict, *, keepalive_s: float
+    generator: Generator, job: Job, meta: dict, *, tasks: BackgroundTasks, keepalive_s: float
 ) -> StreamingResponse:
-    return sse_response(_events(generator, job, meta, keepalive_s))
+    return sse_response(_events(generator, job, meta, tasks, keepalive_s))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+from redis.asyncio import Redis
+
 from lectern_common.http import InternalClient
-from lectern_common.stores import Stores
+from lectern_common.tasks import BackgroundTasks
 from lectern_summary.generation import Generator
 from lectern_summary.settings import SummarySettings
 
@@ -13,7 +16,11 @@ from lectern_summary.settings import SummarySettings
 @dataclass
 class SummaryState:
     settings: SummarySettings
-    stores: Stores
+    pool: asyncpg.Pool
+    # The single-flight lock's store (the generator's Flight holds it too).
+    redis: Redis
     retrieval: InternalClient
     profile: InternalClient
     generator: Generator
+    # Streamed generations, which outlive a reader who leaves.
+    background: BackgroundTasks

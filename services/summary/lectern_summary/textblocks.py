@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lectern_summary.schemas import Chapter
+from lectern_common.contracts import Chapter
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _MARKER = re.compile(r"\[\[CODE (\d+)\]\]")

@@ -1,21 +1,16 @@
-"""What the summary service asks other services: a chapter's text and hash (retrieval) and a
-reader's audience segment (profile)."""
+"""What the summary service asks other services, parsed with their contracts: a chapter's text
+and hash (retrieval) and a reader's audience segment (profile)."""
 
 from __future__ import annotations
-
-import re
 
 import structlog
 from pydantic import ValidationError
 
+from lectern_common.contracts import Chapter, ReaderProfile
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.http import InternalClient, ServiceUnavailable
-from lectern_summary.schemas import Chapter
 
 log = structlog.get_logger()
-
-# A segment becomes part of a cache key and of a prompt, so only a plain token is accepted.
-_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_.:+-]{0,99}$")
 
 
 async def fetch_chapter(retrieval: InternalClient, chapter_id: str) -> Chapter:
@@ -33,7 +28,9 @@ async def fetch_chapter(retrieval: InternalClient, chapter_id: str) -> Chapter:
 
 
 async def reader_segment(profile: InternalClient, user_id: str) -> str:
-    """The reader's audience segment; 409 when the reader has not made a profile yet."""
+    """The reader's audience segment; 409 when the reader has not made a profile yet. The
+    segment becomes part of a cache key and of a prompt: the contract admits a plain token only,
+    and anything else is the profile service's fault (503), never the reader's."""
     response = await profile.get(f"/internal/profiles/{user_id}")
     if response.status_code == 404:
         raise ApiError(
@@ -44,8 +41,8 @@ async def reader_segment(profile: InternalClient, user_id: str) -> str:
     if response.status_code != 200:
         log.warning("profile.lookup_failed", status=response.status_code)
         raise ServiceUnavailable("profile", f"status {response.status_code}")
-    segment = response.json().get("segment")
-    if not isinstance(segment, str) or not _SEGMENT.match(segment):
-        log.warning("profile.segment_invalid")
-        raise ServiceUnavailable("profile", "invalid segment")
-    return segment
+    try:
+        return ReaderProfile.model_validate_json(response.content).segment
+    except ValidationError as exc:
+        log.warning("profile.invalid", errors=exc.error_count())
+        raise ServiceUnavailable("profile", "invalid profile") from exc

@@ -8,9 +8,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lectern_common.contracts import Chapter
 from lectern_common.gemini import Gemini, Usage
 from lectern_summary import prompts
-from lectern_summary.schemas import LANGUAGES, Chapter, Kind
+from lectern_summary.schemas import LANGUAGES, Kind
 from lectern_summary.settings import SummarySettings
 from lectern_summary.textblocks import Restorer, parts, protect
 
