@@ -23,7 +23,10 @@ async def _run_check(check: Check) -> dict:
         ok, error = True, None
     except Exception as exc:  # a failing dependency is reported, not raised
         ok, error = False, f"{type(exc).__name__}: {exc}"[:200]
-    result = {"ok": ok, "latency_ms": round((time.perf_counter() - start) * 1000, 1)}
+    result: dict[str, object] = {
+        "ok": ok,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 1),
+    }
     if error:
         result["error"] = error
     return result

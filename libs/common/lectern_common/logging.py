@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -43,7 +45,7 @@ def is_secret_key(key: str) -> bool:
     return key.lower().replace("-", "_") in SECRET_KEYS
 
 
-def _redact(_: object, __: str, event: dict) -> dict:
+def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event:
         if is_secret_key(key):
             event[key] = REDACTED
@@ -53,7 +55,7 @@ def _redact(_: object, __: str, event: dict) -> dict:
 def configure_logging(*, service: str, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and route stdlib logging (uvicorn, httpx) through it."""
     use_json = (not sys.stderr.isatty()) if json is None else json
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

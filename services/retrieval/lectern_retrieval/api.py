@@ -132,7 +132,7 @@ async def _run_ingest(
     dependencies=[Admin],
     responses={200: {"content": {NDJSON: {}}}},
 )
-async def admin_ingest(request: Request, state: State):
+async def admin_ingest(request: Request, state: State) -> dict | StreamingResponse:
     """Upload a whole source (multipart: `source`, `files` named by relative path, optional
     `url_prefix`); files of that source missing from the upload are removed."""
     source, prefix, files = await _read_upload(request, state)
@@ -145,7 +145,9 @@ async def admin_ingest(request: Request, state: State):
     dependencies=[Admin],
     responses={200: {"content": {NDJSON: {}}}},
 )
-async def admin_ingest_path(body: IngestPathRequest, request: Request, state: State):
+async def admin_ingest_path(
+    body: IngestPathRequest, request: Request, state: State
+) -> dict | StreamingResponse:
     """Ingest a folder the service can read, only below RETRIEVAL_INGEST_ROOTS."""
     source = check_source(body.source)
     prefix = check_url_prefix(body.url_prefix or _default_prefix(source))

@@ -7,7 +7,7 @@ this trades many small calls, each paying the full per-call cost, for a few larg
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -16,7 +16,11 @@ R = TypeVar("R")
 
 class Batcher(Generic[T, R]):
     def __init__(
-        self, run: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int, max_in_flight: int
+        self,
+        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int,
+        max_in_flight: int,
     ) -> None:
         self.run, self.max_batch, self.max_in_flight = run, max_batch, max_in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []

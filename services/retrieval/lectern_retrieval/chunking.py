@@ -59,7 +59,9 @@ def _split_code(block: str, budget: int) -> list[str]:
     lines = block.split("\n")
     opener, body = lines[0], lines[1:]
     closer = body.pop() if body and _FENCE.match(body[-1]) else opener.strip()[:3]
-    pieces, current, size = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
     for line in body:
         if current and size + len(line) + 1 > budget:
             pieces.append("\n".join([opener, *current, closer]))

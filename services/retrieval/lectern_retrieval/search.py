@@ -43,8 +43,8 @@ class Searcher:
     candidates: int
 
     def __post_init__(self) -> None:
-        self._embed = Batcher(
-            self.embedder.embed_queries,
+        self._embed: Batcher[str, np.ndarray] = Batcher(
+            self._embed_rows,
             max_batch=self.embedder.query_batch,
             max_in_flight=self.embedder.query_concurrency,
         )
@@ -53,6 +53,9 @@ class Searcher:
             max_batch=NEAREST_BATCH,
             max_in_flight=self.vectors.concurrency,
         )
+
+    async def _embed_rows(self, queries: list[str]) -> list[np.ndarray]:
+        return list(await self.embedder.embed_queries(queries))
 
     async def _query_vector(self, query: str) -> np.ndarray:
         try:

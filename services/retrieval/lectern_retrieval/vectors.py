@@ -123,7 +123,9 @@ class VectorStore:
             await self._run(
                 self.client.delete,
                 self.collection,
-                points_selector=models.PointIdsList(points=ids[start : start + UPSERT_BATCH]),
+                points_selector=models.PointIdsList(
+                    points=list[models.ExtendedPointId](ids[start : start + UPSERT_BATCH])
+                ),
                 wait=True,
             )
 

@@ -80,7 +80,9 @@ class Flight:
 
     async def holder(self, item: str) -> str | None:
         token = await self.redis.get(self.lock_key(item))
-        return token.decode() if token else None
+        if token is None:
+            return None
+        return token.decode() if isinstance(token, bytes) else str(token)
 
     async def note_failure(self, lock: Lock, failure: Failure) -> None:
         await self.redis.set(

@@ -8,17 +8,29 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Languages a chapter can be translated into (ISO 639-1 code -> English name for the prompt).
+
+class Language(StrEnum):
+    """Languages a chapter can be translated into (ISO 639-1 codes)."""
+
+    ur = "ur"
+    hi = "hi"
+    ar = "ar"
+    es = "es"
+    fr = "fr"
+    de = "de"
+    zh = "zh"
+
+
+# Each language's English name, for the prompt.
 LANGUAGES: dict[str, str] = {
-    "ur": "Urdu",
-    "hi": "Hindi",
-    "ar": "Arabic",
-    "es": "Spanish",
-    "fr": "French",
-    "de": "German",
-    "zh": "Chinese (Simplified)",
+    Language.ur: "Urdu",
+    Language.hi: "Hindi",
+    Language.ar: "Arabic",
+    Language.es: "Spanish",
+    Language.fr: "French",
+    Language.de: "German",
+    Language.zh: "Chinese (Simplified)",
 }
-Language = StrEnum("Language", {code: code for code in LANGUAGES})
 
 
 class Kind(StrEnum):

@@ -9,6 +9,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from fastapi.responses import StreamingResponse
@@ -49,8 +50,9 @@ async def _events(
     while True:
         if getter is None:
             getter = asyncio.ensure_future(queue.get())
+        waited: set[asyncio.Future[Any]] = {getter, task}
         done, _ = await asyncio.wait(
-            {getter, task}, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
+            waited, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
         )
         if getter.done():
             first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)

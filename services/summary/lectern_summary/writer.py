@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from lectern_common.contracts import Chapter
 from lectern_common.gemini import Gemini, Usage
@@ -16,6 +17,17 @@ from lectern_summary.settings import SummarySettings
 from lectern_summary.textblocks import Restorer, parts, protect
 
 Emit = Callable[[str], None]
+
+
+class _PartPrompt(TypedDict):
+    """What the personalization and translation prompts share for one part of a chapter."""
+
+    title: str
+    masked: str
+    codes: list[str]
+    index: int
+    total: int
+    preview_chars: int
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class Writer:
     def _rewrite_prompt(
         self, job: Job, masked: str, codes: list[str], index: int, total: int
     ) -> tuple[str, str]:
-        common = {
+        common: _PartPrompt = {
             "title": job.chapter.title,
             "masked": masked,
             "codes": codes,
