@@ -24,7 +24,6 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,13 +32,11 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from lectern_dev.harness.books import ingest_book
+from lectern_dev.harness.cpu import CpuProbe
+from lectern_dev.harness.services import routed
+from lectern_dev.harness.sse import frame_fields
 from lectern_dev.stack import Ports, Stack, StackConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from bench.cpu import CpuProbe  # noqa: E402
-from tests.support.book import ingest_book  # noqa: E402
 
 QUESTIONS = [
     "What does an IMU measure on a walking humanoid?",
@@ -62,20 +59,9 @@ class Stream:
     error: str | None = None
 
 
-def event_of(frame: bytes) -> tuple[bytes | None, bytes]:
-    """The event name and data of one SSE frame (None for a keep-alive comment)."""
-    name, data = None, b""
-    for line in frame.split(b"\n"):
-        if line.startswith(b"event: "):
-            name = line[7:]
-        elif line.startswith(b"data: "):
-            data = line[6:]
-    return name, data
-
-
 async def one_stream(session: aiohttp.ClientSession, question: str) -> Stream:
-    """One answer, read as raw SSE frames: the load generator shares the machine's two cores
-    with the stack, so it spends as little CPU per event as it can (aiohttp, no line parser)."""
+    """One answer, read as whole SSE frames: the load generator shares the machine's two cores
+    with the stack, so it spends as little CPU per event as it can (aiohttp, no line reader)."""
     result = Stream()
     started = time.perf_counter()
 
@@ -93,16 +79,17 @@ async def one_stream(session: aiohttp.ClientSession, question: str) -> Stream:
                 buffer += chunk
                 *frames, buffer = buffer.split(b"\n\n")
                 for frame in frames:
-                    name, data = event_of(frame)
-                    if name == b"sources" and result.sources_ms is None:
+                    fields = frame_fields(frame.decode().split("\n"))
+                    name = fields.get("event")
+                    if name == "sources" and result.sources_ms is None:
                         result.sources_ms = since()
-                    elif name == b"token" and result.first_token_ms is None:
+                    elif name == "token" and result.first_token_ms is None:
                         result.first_token_ms = since()
-                    elif name == b"error":
+                    elif name == "error":
                         result.error = "error event"
-                    elif name == b"done":
+                    elif name == "done":
                         result.total_ms = since()
-                        result.server = json.loads(data)["timings_ms"]
+                        result.server = json.loads(fields["data"])["timings_ms"]
             if result.total_ms is None and result.error is None:
                 result.error = "stream ended without done"
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -271,16 +258,6 @@ def start_stack(args: argparse.Namespace) -> Stack:
     return Stack(config).start()
 
 
-def wait_for_routes(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, timeout=2.0) as client:
-        for path in ("/api/chat/health", "/api/retrieval/health"):
-            while client.get(path).status_code != 200:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the gateway does not route {path}")
-                time.sleep(0.1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[50, 200])
@@ -321,7 +298,7 @@ def main() -> int:
 
     stack = start_stack(args)
     try:
-        wait_for_routes(stack.gateway_url)
+        routed(stack)
         ingest_book(stack)
         fake = stack.config.url("fake_gemini")
         behaviour = {

@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lectern_common.gemini import Gemini, GeminiConfig
+from lectern_dev.harness.polling import wait_until
 from lectern_dev.stack import free_port
 
 REPLY = json.dumps(
@@ -118,6 +119,15 @@ async def genai(url: str, answers: int) -> dict[str, float]:
     return out
 
 
+def listening(url: str) -> bool:
+    """Whether something answers at `url` (any status: the routes differ per server)."""
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["internal", "genai"])
@@ -136,15 +146,7 @@ def main() -> int:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url, timeout=1.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_until(lambda: listening(url), 20, interval_s=0.1, message=f"{url} never answered")
         if args.what == "genai":
             reply = (
                 "A node publishes sensor data on a topic and the controller subscribes to it [1]. "

@@ -22,21 +22,21 @@ from pathlib import Path
 
 import httpx
 
+from lectern_dev import REPO_ROOT
 from lectern_dev.evaluate import load_gold
-from lectern_dev.ingest import source_files
-from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig
+from lectern_dev.ingest import bearer, post_files, source_files
+from lectern_dev.stack import Ports, Stack, StackConfig
 
 SHARED = REPO_ROOT.parent / "shared"
 
 
 def ingest(url: str, token: str, source: str) -> dict:
-    files = source_files(SHARED / "corpus" / source)
-    response = httpx.post(
-        f"{url}/api/admin/ingest",
-        data={"source": source},
-        files=[("files", (p, d, "application/octet-stream")) for p, d in files],
-        headers={"authorization": f"Bearer {token}"},
-        timeout=httpx.Timeout(7200.0, connect=10.0),
+    response = post_files(
+        url,
+        source=source,
+        files=source_files(SHARED / "corpus" / source),
+        headers=bearer(token),
+        timeout_s=7200.0,
     )
     response.raise_for_status()
     return response.json()

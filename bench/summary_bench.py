@@ -18,10 +18,11 @@ from pathlib import Path
 
 import httpx
 
-from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig
+from lectern_dev.harness.books import BOOK_DIR, chapter_id_of, ingest
+from lectern_dev.harness.services import internal_headers
+from lectern_dev.stack import Ports, Stack, StackConfig
 
 SOURCE = "bench-summary"
-BOOK_DIR = REPO_ROOT / "book"
 
 
 def first_chapter_file() -> Path:
@@ -42,16 +43,8 @@ def start_stack(data_dir: Path) -> Stack:
 def ingest_one(stack: Stack) -> str:
     path = first_chapter_file()
     name = path.relative_to(BOOK_DIR).as_posix()
-    response = httpx.post(
-        f"{stack.gateway_url}/api/admin/ingest",
-        timeout=300,
-        headers={"authorization": f"Bearer {stack.secrets['ADMIN_TOKEN']}"},
-        data={"source": SOURCE},
-        files=[("files", (name, path.read_bytes(), "text/markdown"))],
-    )
-    response.raise_for_status()
-    chapters = httpx.get(f"{stack.gateway_url}/api/chapters").json()["chapters"]
-    return next(c["id"] for c in chapters if c["id"].startswith(f"{SOURCE}--"))
+    ingest(stack, SOURCE, {name: path.read_bytes()}, timeout=300)
+    return chapter_id_of(SOURCE, name)
 
 
 async def measure(
@@ -111,10 +104,7 @@ def main() -> int:
         stack = start_stack(Path(tmp))
         try:
             chapter_id = ingest_one(stack)
-            direct = (
-                stack.config.url("summary"),
-                {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]},
-            )
+            direct = (stack.config.url("summary"), internal_headers(stack))
             return report(args, stack.gateway_url, chapter_id, direct=direct)
         finally:
             stack.stop()

@@ -5,7 +5,7 @@ Starts its own small stack (PostgreSQL, Redis, Better Auth, the profile service,
 random loopback ports, signs up one reader, then sends sequential keep-alive requests, the
 scenarios taking turns:
 
-    uv run --frozen python -m bench.verify_bench [--requests 2000] [--json out.json]
+    uv run --frozen python bench/verify_bench.py [--requests 2000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.cpu import CpuProbe
+from lectern_dev.harness.cpu import CpuProbe
+from lectern_dev.harness.readers import new_reader
+from lectern_dev.harness.services import internal_headers
 from lectern_dev.stack import Ports, Stack, StackConfig
-from tests.support.readers import new_reader
 
 WARMUP = 200
 
@@ -92,10 +93,9 @@ def scenarios_for(
 
 
 def run(stack: Stack, requests: int) -> dict[str, dict[str, float]]:
-    internal = {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]}
     with (
         httpx.Client(base_url=stack.gateway_url, timeout=10.0) as gateway,
-        httpx.Client(timeout=10.0, headers=internal) as direct,
+        httpx.Client(timeout=10.0, headers=internal_headers(stack)) as direct,
     ):
         scenarios = scenarios_for(stack, gateway, direct)
         latency = measure(scenarios, requests)

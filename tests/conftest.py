@@ -17,8 +17,9 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from lectern_dev.stack import Ports, Stack, StackConfig, create_database, drop_database
-from tests.support.stack import fake_gemini_client
+from lectern_dev.harness.database import create_database, drop_database
+from lectern_dev.harness.services import fake_gemini_client, gateway_client
+from lectern_dev.stack import Ports, Stack, StackConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # a clone elsewhere: ../shared beside the repository
@@ -106,7 +107,7 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
 
 @pytest.fixture(scope="session")
 def gateway(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30.0) as client:
+    with gateway_client(stack) as client:
         yield client
 
 

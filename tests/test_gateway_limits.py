@@ -8,22 +8,21 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from lectern_dev.harness.readers import new_reader
 from lectern_dev.stack import Stack
-from tests.support.readers import new_reader
+
+# Budgets small enough to spend in a test: 5 API calls at once, 8 auth calls.
+LIMITS = {
+    "RATE_API_PER_S": "1",
+    "RATE_API_BURST": "5",
+    "RATE_AUTH_PER_MIN": "30",
+    "RATE_AUTH_BURST": "8",
+}
 
 
 @pytest.fixture(scope="module")
 def limited(make_stack: Callable[..., Stack]) -> Stack:
-    return make_stack(
-        "limits",
-        services=("profile",),
-        extra_env={
-            "RATE_API_PER_S": "1",
-            "RATE_API_BURST": "5",
-            "RATE_AUTH_PER_MIN": "30",
-            "RATE_AUTH_BURST": "8",
-        },
-    )
+    return make_stack("limits", services=("profile",), extra_env=LIMITS)
 
 
 def statuses(client: httpx.Client, path: str, n: int, **kwargs) -> list[httpx.Response]:

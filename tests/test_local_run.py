@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lectern_dev.stack import REPO_ROOT, load_secrets
+from lectern_dev import REPO_ROOT
+from lectern_dev.harness.polling import wait_until
+from lectern_dev.ingest import bearer, post_files
+from lectern_dev.stack import load_secrets
 
 
 def processes_of(data_dir: Path) -> list[int]:
@@ -96,8 +99,12 @@ def test_lectern_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path, run_e
         output = run.interrupt()
     assert run.proc.returncode == 0, output
     assert "lectern: stopped." in output
-    time.sleep(0.5)
-    assert processes_of(data_dir) == []
+    # A process may take a moment to be gone from /proc once it exited.
+    wait_until(
+        lambda: processes_of(data_dir) == [],
+        10,
+        message=lambda: f"still running: {processes_of(data_dir)}",
+    )
 
 
 def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Path):
@@ -108,13 +115,12 @@ def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Pat
     note = b"# Persistence note\n\nThe quokkabot remembers every wrench it ever touched.\n"
     first = LocalRun(data_dir, env)
     try:
-        admin = {"authorization": f"Bearer {load_secrets(data_dir)['ADMIN_TOKEN']}"}
-        response = httpx.post(
-            f"{first.gateway}/api/admin/ingest",
-            headers=admin,
-            timeout=60,
-            data={"source": "persist"},
-            files=[("files", ("note.md", note, "text/markdown"))],
+        response = post_files(
+            first.gateway,
+            source="persist",
+            files=[("note.md", note)],
+            headers=bearer(load_secrets(data_dir)["ADMIN_TOKEN"]),
+            timeout_s=60,
         )
         assert response.status_code == 200, response.text
     finally:

@@ -4,56 +4,66 @@ address); the sample book ingested once; a client on the gateway and one on the 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
+from lectern_dev.harness.books import ingest_book
+from lectern_dev.harness.services import routed
 from lectern_dev.stack import Stack
-from tests.support.book import ingest_book
-from tests.support.stack import fake_gemini_client
-
-FIRST_TOKEN_TIMEOUT_S = 3.0
-BETWEEN_TOKENS_TIMEOUT_S = 2.0
-DETACH_GRACE_S = 2.0
-OPEN_STREAMS = 3
-STREAM_MAX_S = 15  # no answer may run longer (tests/chat/test_lifetime.py)
-SWEEP_INTERVAL_S = 0.5
-
-CHAT_ENV = {
-    # Queries are embedded locally, so failures queued on the fake reach the model call.
-    "EMBEDDINGS_PROVIDER": "local",
-    "RATE_STREAM_PER_MIN": "100000",
-    "RATE_STREAM_BURST": "10000",
-    "RATE_API_PER_S": "10000",
-    "RATE_API_BURST": "10000",
-    "GEMINI_FIRST_TOKEN_TIMEOUT_S": str(FIRST_TOKEN_TIMEOUT_S),
-    "GEMINI_BETWEEN_TOKENS_TIMEOUT_S": str(BETWEEN_TOKENS_TIMEOUT_S),
-    "GEMINI_BACKOFF_BASE_S": "0.05",
-    "CHAT_DETACH_GRACE_S": str(DETACH_GRACE_S),
-    "CHAT_MAX_OPEN_STREAMS": str(OPEN_STREAMS),
-    "CHAT_STREAM_MAX_S": str(STREAM_MAX_S),
-    "CHAT_SWEEP_INTERVAL_S": str(SWEEP_INTERVAL_S),
-}
 
 
-def routed(stack: Stack, timeout: float = 30.0) -> Stack:
-    """The stack once its gateway routes requests: Traefik answers /ping before its file
-    provider has loaded the routes, and a request in between gets a bare 404."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=stack.gateway_url, timeout=2.0) as client:
-        for path in ("/api/chat/health", "/api/retrieval/health"):
-            while client.get(path).status_code != 200:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the gateway does not route {path}")
-                time.sleep(0.1)
-    return stack
+@dataclass(frozen=True)
+class ChatLimits:
+    """The chat stacks' timeouts and limits, short so that the tests of each end quickly."""
+
+    first_token_timeout_s: float = 3.0
+    between_tokens_timeout_s: float = 2.0
+    detach_grace_s: float = 2.0
+    open_streams: int = 3
+    stream_max_s: float = 15.0  # no answer may run longer (test_lifetime.py)
+    sweep_interval_s: float = 0.5
+
+    def env(self) -> dict[str, str]:
+        return {
+            # Queries are embedded locally, so failures queued on the fake reach the model call.
+            "EMBEDDINGS_PROVIDER": "local",
+            "RATE_STREAM_PER_MIN": "100000",
+            "RATE_STREAM_BURST": "10000",
+            "RATE_API_PER_S": "10000",
+            "RATE_API_BURST": "10000",
+            "GEMINI_FIRST_TOKEN_TIMEOUT_S": str(self.first_token_timeout_s),
+            "GEMINI_BETWEEN_TOKENS_TIMEOUT_S": str(self.between_tokens_timeout_s),
+            "GEMINI_BACKOFF_BASE_S": "0.05",
+            "CHAT_DETACH_GRACE_S": str(self.detach_grace_s),
+            "CHAT_MAX_OPEN_STREAMS": str(self.open_streams),
+            "CHAT_STREAM_MAX_S": str(self.stream_max_s),
+            "CHAT_SWEEP_INTERVAL_S": str(self.sweep_interval_s),
+        }
 
 
 @pytest.fixture(scope="session")
-def chat_stack(make_stack: Callable[..., Stack]) -> Stack:
-    return routed(make_stack("chat", fake_gemini=True, extra_env=CHAT_ENV))
+def limits() -> ChatLimits:
+    return ChatLimits()
+
+
+@pytest.fixture(scope="session")
+def make_chat_stack(make_stack: Callable[..., Stack], limits: ChatLimits) -> Callable[..., Stack]:
+    """make_chat_stack(name, ...): a stack with the chat limits, once the gateway routes."""
+
+    def make(name: str, **overrides: Any) -> Stack:
+        extra_env = {**limits.env(), **overrides.pop("extra_env", {})}
+        return routed(make_stack(name, extra_env=extra_env, **overrides))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chat_stack(make_chat_stack: Callable[..., Stack]) -> Stack:
+    return make_chat_stack("chat", fake_gemini=True)
 
 
 @pytest.fixture(scope="session")
@@ -63,14 +73,18 @@ def book(chat_stack: Stack) -> dict:
 
 
 @pytest.fixture(scope="session")
-def chat(chat_stack: Stack) -> Iterator[httpx.Client]:
+def stack(chat_stack: Stack) -> Stack:
+    """Here the shared fixtures (`gateway`, `fake_gemini`) are on the chat stack."""
+    return chat_stack
+
+
+@pytest.fixture(scope="session")
+def chat(gateway: httpx.Client) -> httpx.Client:
     """A client on the chat stack's gateway."""
-    with httpx.Client(base_url=chat_stack.gateway_url, timeout=30.0) as client:
-        yield client
+    return gateway
 
 
 @pytest.fixture
-def fake(chat_stack: Stack) -> Iterator[httpx.Client]:
+def fake(fake_gemini: httpx.Client) -> httpx.Client:
     """The chat stack's fake Gemini, reset around each test."""
-    with fake_gemini_client(chat_stack) as client:
-        yield client
+    return fake_gemini

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import httpx
 
+from lectern_dev.harness.chat import ask
+from lectern_dev.harness.services import internal_headers
 from lectern_dev.stack import Stack
-from tests.chat.sse import Answer, ask
-from tests.support.stack import internal_headers
 
 QUESTION = "What is a ROS 2 workspace?"
-
-
-def guest(answer: Answer) -> dict[str, str]:
-    return {"x-guest-token": answer.meta["guest_token"]}
 
 
 def test_guests_see_only_their_own_conversations(
@@ -21,7 +17,7 @@ def test_guests_see_only_their_own_conversations(
 ):
     mine = ask(chat, {"message": QUESTION})
     theirs = ask(chat, {"message": "What is a launch file?"})
-    me, them = guest(mine), guest(theirs)
+    me, them = mine.guest, theirs.guest
     conversation_id = mine.meta["conversation_id"]
     message_id = mine.meta["message_id"]
 
@@ -49,7 +45,7 @@ def test_a_guest_continues_a_conversation_with_its_token(
     chat: httpx.Client, fake: httpx.Client, book: dict
 ):
     first = ask(chat, {"message": QUESTION})
-    headers = guest(first)
+    headers = first.guest
     second = ask(
         chat,
         {
@@ -75,7 +71,7 @@ def test_deleting_a_conversation_removes_it_and_its_events(
     chat: httpx.Client, fake: httpx.Client, book: dict
 ):
     answer = ask(chat, {"message": QUESTION})
-    headers = guest(answer)
+    headers = answer.guest
     conversation_id = answer.meta["conversation_id"]
     response = chat.delete(f"/api/chat/conversations/{conversation_id}", headers=headers)
     assert response.status_code == 204
@@ -92,7 +88,7 @@ def test_deleting_a_conversation_removes_it_and_its_events(
 
 def test_feedback_is_stored_and_validated(chat: httpx.Client, fake: httpx.Client, book: dict):
     answer = ask(chat, {"message": QUESTION})
-    headers = guest(answer)
+    headers = answer.guest
     message_id = answer.meta["message_id"]
     url = f"/api/chat/messages/{message_id}/feedback"
 

@@ -4,40 +4,36 @@ service down (an error event, never a hang), each on a stack of its own."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from lectern_dev.harness.books import BOOK_DIR, ingest_book
+from lectern_dev.harness.chat import ask
+from lectern_dev.harness.services import gateway_client
 from lectern_dev.stack import Stack
-from tests.chat.conftest import CHAT_ENV, routed
-from tests.chat.sse import ask
-from tests.support.book import BOOK_DIR, ingest_book
 
 
 @pytest.fixture(scope="module")
-def offline(make_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
+def offline(make_chat_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
     """A stack with no API key at all (the default for `make run` without one)."""
-    stack = routed(make_stack("chat-offline", fake_gemini=False, extra_env=CHAT_ENV))
+    stack = make_chat_stack("chat-offline", fake_gemini=False)
     ingest_book(stack)
-    with httpx.Client(base_url=stack.gateway_url, timeout=30.0) as client:
+    with gateway_client(stack) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def no_retrieval(make_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
-    stack = routed(
-        make_stack(
-            "chat-no-retrieval",
-            fake_gemini=True,
-            with_auth=False,
-            services=("retrieval", "profile", "chat"),
-            extra_env=CHAT_ENV,
-        )
+def no_retrieval(make_chat_stack: Callable[..., Stack]) -> Iterator[httpx.Client]:
+    stack = make_chat_stack(
+        "chat-no-retrieval",
+        fake_gemini=True,
+        with_auth=False,
+        services=("retrieval", "profile", "chat"),
     )
     stack.processes["retrieval"].stop()
-    with httpx.Client(base_url=stack.gateway_url, timeout=30.0) as client:
+    with gateway_client(stack) as client:
         yield client
 
 
@@ -74,14 +70,13 @@ def test_offline_answer_admits_when_the_book_has_nothing(offline: httpx.Client):
 
 
 def test_retrieval_down_gives_an_error_event_not_a_hang(no_retrieval: httpx.Client):
-    started = time.monotonic()
+    # A hang would end in the client's read timeout (how soon the error comes instead:
+    # bench/timeouts_bench.py).
     answer = ask(no_retrieval, {"message": "What does an IMU measure?"}, timeout=30.0)
-    elapsed = time.monotonic() - started
     assert answer.status == 200
     assert [e.event for e in answer.events] == ["meta", "error"]
     error = answer.one("error")
     assert error["code"] == "retrieval_unavailable" and error["retryable"] is True
-    assert elapsed < 15
     conversation = no_retrieval.get(
         f"/api/chat/conversations/{answer.meta['conversation_id']}",
         headers={"x-guest-token": answer.meta["guest_token"]},

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.chat.sse import ask
+from lectern_dev.harness.chat import ask
 
 
 def error_of(response: httpx.Response) -> dict:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.chat.sse import ask
-from tests.support.readers import Reader, new_reader
+from lectern_dev.harness.chat import ask
+from lectern_dev.harness.readers import Reader, new_reader
 
 QUESTION = "How do I read the IMU in ROS 2?"
 

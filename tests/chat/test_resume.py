@@ -4,44 +4,19 @@ and limits keep one reader from opening too many streams."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis as redis_sync
 
-from lectern_dev.stack import Stack, free_port
-from tests.chat.conftest import OPEN_STREAMS
-from tests.chat.sse import Answer, ask, parse, resume
-from tests.support.stack import internal_headers
+from lectern_dev.harness.chat import ask, resume, settled_answer
+from lectern_dev.harness.replicas import Replica, start_replica
+from lectern_dev.harness.sse import parse
+from lectern_dev.stack import Stack
 
 QUESTION = "How do ROS 2 nodes talk to each other?"
 LONG_REPLY = " ".join(f"word{i} [1]" if i % 10 == 0 else f"word{i}" for i in range(60)) + "."
-
-
-def guest(answer: Answer) -> dict[str, str]:
-    return {"x-guest-token": answer.meta["guest_token"]}
-
-
-def stored(client: httpx.Client, answer: Answer, headers: dict) -> dict:
-    conversation = client.get(
-        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=headers
-    ).json()
-    return next(m for m in conversation["messages"] if m["id"] == answer.meta["message_id"])
-
-
-def wait_until_settled(
-    client: httpx.Client, answer: Answer, headers: dict, timeout: float = 30.0
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while (message := stored(client, answer, headers))["status"] == "streaming":
-        assert time.monotonic() < deadline, "the answer was never settled"
-        time.sleep(0.2)
-    return message
 
 
 def test_leaving_mid_answer_stores_what_was_produced_as_interrupted(
@@ -52,8 +27,8 @@ def test_leaving_mid_answer_stores_what_was_produced_as_interrupted(
         json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 300},
     )
     partial = ask(chat, {"message": QUESTION}, stop_after_tokens=2)
-    headers = guest(partial)
-    message = wait_until_settled(chat, partial, headers)
+    headers = partial.guest
+    message = settled_answer(chat, partial, headers)
     assert message["status"] == "interrupted"
     assert message["error"]["code"] == "interrupted"
     # What the reader saw was stored, and generation stopped well before the end.
@@ -74,7 +49,7 @@ def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.C
         json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 100},
     )
     first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
-    headers = guest(first)
+    headers = first.guest
     rest = resume(
         chat,
         first.meta["message_id"],
@@ -89,7 +64,7 @@ def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.C
     assert first.text + rest.text == LONG_REPLY  # nothing lost, nothing repeated
     # One answer, not a new one: one model call, and the stored text is the streamed one.
     assert len(fake.get("/_fake/requests").json()["requests"]) == 1
-    message = wait_until_settled(chat, first, headers)
+    message = settled_answer(chat, first, headers)
     assert message["status"] == "complete" and message["content"] == LONG_REPLY
     # Resumed events arrived as they were produced, not in one buffered block.
     assert rest.arrived[-1] - rest.arrived[0] > 0.5
@@ -97,7 +72,7 @@ def test_last_event_id_resumes_the_same_answer(chat: httpx.Client, fake: httpx.C
 
 def test_a_finished_answer_replays_from_the_log(chat: httpx.Client, fake: httpx.Client, book: dict):
     answer = ask(chat, {"message": QUESTION})
-    headers = guest(answer)
+    headers = answer.guest
     after_sources = resume(chat, answer.meta["message_id"], last_event_id=2, headers=headers)
     assert after_sources.events == answer.events[2:]
     everything = resume(chat, answer.meta["message_id"], last_event_id=None, headers=headers)
@@ -110,24 +85,26 @@ def test_resume_is_owner_only_and_validated(chat: httpx.Client, fake: httpx.Clie
     answer = ask(chat, {"message": QUESTION})
     other = ask(chat, {"message": "Another guest's question about Gazebo"})
     message_id = answer.meta["message_id"]
-    assert resume(chat, message_id, last_event_id=1, headers=guest(other)).status == 404
+    assert resume(chat, message_id, last_event_id=1, headers=other.guest).status == 404
     assert resume(chat, message_id, last_event_id=1).status == 404
-    bad = resume(chat, message_id, last_event_id="abc", headers=guest(answer))
+    bad = resume(chat, message_id, last_event_id="abc", headers=answer.guest)
     assert bad.status == 422
     # The question's own id is not an answer with events.
     conversation = chat.get(
-        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=guest(answer)
+        f"/api/chat/conversations/{answer.meta['conversation_id']}", headers=answer.guest
     ).json()
     question_id = conversation["messages"][0]["id"]
-    assert resume(chat, question_id, last_event_id=0, headers=guest(answer)).status == 404
+    assert resume(chat, question_id, last_event_id=0, headers=answer.guest).status == 404
 
 
-def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.Client, book: dict):
-    headers = guest(ask(chat, {"message": QUESTION}))
+def test_a_reader_cannot_open_too_many_streams(
+    chat: httpx.Client, fake: httpx.Client, book: dict, limits
+):
+    headers = ask(chat, {"message": QUESTION}).guest
     fake.post("/_fake/config", json={"ttft_ms": 1500})
     opened = []
     try:
-        for _ in range(OPEN_STREAMS):
+        for _ in range(limits.open_streams):
             context = chat.stream(
                 "POST", "/api/chat/stream", json={"message": QUESTION}, headers=headers
             )
@@ -148,7 +125,7 @@ def test_a_reader_cannot_open_too_many_streams(chat: httpx.Client, fake: httpx.C
 
 def test_one_answer_at_a_time_per_conversation(chat: httpx.Client, fake: httpx.Client, book: dict):
     first = ask(chat, {"message": QUESTION})
-    headers = guest(first)
+    headers = first.guest
     body = {"message": "Tell me more", "conversation_id": first.meta["conversation_id"]}
     fake.post("/_fake/config", json={"ttft_ms": 1500})
     with chat.stream("POST", "/api/chat/stream", json=body, headers=headers) as response:
@@ -168,59 +145,36 @@ def test_resume_accepts_after_query_parameter(chat: httpx.Client, fake: httpx.Cl
         "GET",
         f"/api/chat/messages/{answer.meta['message_id']}/events",
         params={"after": answer.events[-2].id},
-        headers=guest(answer),
+        headers=answer.guest,
     ) as response:
         events = list(parse(response.iter_lines()))
     assert events == [answer.last]
 
 
 @pytest.fixture(scope="module")
-def second_replica(chat_stack: Stack) -> Iterator[str]:
+def second_replica(chat_stack: Stack) -> Iterator[Replica]:
     """Another chat process on the same PostgreSQL and Redis, as a second replica would be."""
-    port = free_port()
-    env = {**chat_stack.service_env(), "CHAT_PORT": str(port)}
-    log = (chat_stack.logs / "chat-replica.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lectern_chat"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, "replica did not start"
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    replica = start_replica(chat_stack, "chat", "chat-replica")
+    yield replica
+    replica.stop()
 
 
 def test_an_answer_generated_by_one_replica_resumes_on_another(
-    chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack, second_replica: str
+    chat: httpx.Client, fake: httpx.Client, book: dict, second_replica: Replica
 ):
     fake.post(
         "/_fake/config",
         json={"default_reply": LONG_REPLY, "words_per_chunk": 2, "token_interval_ms": 100},
     )
     first = ask(chat, {"message": QUESTION}, stop_after_tokens=3)
-    with httpx.Client(
-        base_url=second_replica, timeout=60.0, headers=internal_headers(chat_stack)
-    ) as replica:
+    with second_replica.client(timeout=60.0) as replica:
         rest = resume(
-            replica, first.meta["message_id"], last_event_id=first.last.id, headers=guest(first)
+            replica, first.meta["message_id"], last_event_id=first.last.id, headers=first.guest
         )
     assert rest.status == 200
     assert rest.events[0].id == first.last.id + 1 and rest.last.event == "done"
     assert first.text + rest.text == LONG_REPLY
-    assert wait_until_settled(chat, first, guest(first))["status"] == "complete"
+    assert settled_answer(chat, first, first.guest)["status"] == "complete"
 
 
 def test_an_expired_replay_log_is_410(
@@ -233,6 +187,6 @@ def test_an_expired_replay_log_is_410(
         assert client.delete(key) == 1  # as if its TTL had run out
     finally:
         client.close()
-    gone = resume(chat, answer.meta["message_id"], last_event_id=0, headers=guest(answer))
+    gone = resume(chat, answer.meta["message_id"], last_event_id=0, headers=answer.guest)
     assert gone.status == 410
     assert gone.body["error"]["code"] == "replay_expired"

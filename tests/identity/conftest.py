@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lectern_dev.harness.readers import Reader, new_reader
 from lectern_dev.stack import Stack
-from tests.support.readers import Reader, new_reader
 
 
 @pytest.fixture
@@ -35,6 +35,11 @@ def rejection_reasons(log_file: Path) -> list[str]:
 @pytest.fixture
 def last_rejection(stack: Stack) -> Callable[[], str]:
     return lambda: rejection_reasons(stack.logs / "profile.log")[-1]
+
+
+@pytest.fixture
+def strict_last_rejection(strict_stack: Stack) -> Callable[[], str]:
+    return lambda: rejection_reasons(strict_stack.logs / "profile.log")[-1]
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import jwt as pyjwt
 
+from lectern_dev.harness.readers import auth_request, new_reader, sign_in, sign_up
 from lectern_dev.stack import Stack
-from tests.support.readers import auth_request, new_reader, sign_up
 
 
 def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(
@@ -35,12 +35,7 @@ def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(
 
 def test_sign_in_with_the_password_gives_a_new_working_session(gateway: httpx.Client):
     reader = new_reader(gateway)
-    signed_in = auth_request(
-        gateway,
-        "POST",
-        "/api/auth/sign-in/email",
-        json={"email": reader.email, "password": reader.password},
-    )
+    signed_in = sign_in(gateway, reader.email, reader.password)
     assert signed_in.status_code == 200, signed_in.text
     token = signed_in.json()["token"]
     assert token != reader.session_token
@@ -52,12 +47,7 @@ def test_sign_in_with_the_password_gives_a_new_working_session(gateway: httpx.Cl
 
 def test_wrong_password_duplicate_email_and_short_password_are_refused(gateway: httpx.Client):
     reader = new_reader(gateway)
-    wrong = auth_request(
-        gateway,
-        "POST",
-        "/api/auth/sign-in/email",
-        json={"email": reader.email, "password": reader.password + "x"},
-    )
+    wrong = sign_in(gateway, reader.email, reader.password + "x")
     assert wrong.status_code == 401
     assert "token" not in wrong.json()
     assert sign_up(gateway, email=reader.email).status_code == 422
@@ -66,11 +56,7 @@ def test_wrong_password_duplicate_email_and_short_password_are_refused(gateway: 
 
 def test_a_foreign_origin_cannot_sign_in(gateway: httpx.Client):
     reader = new_reader(gateway)
-    response = auth_request(
-        gateway,
-        "POST",
-        "/api/auth/sign-in/email",
-        headers={"origin": "https://evil.example"},
-        json={"email": reader.email, "password": reader.password},
+    response = sign_in(
+        gateway, reader.email, reader.password, headers={"origin": "https://evil.example"}
     )
     assert response.status_code == 403

@@ -3,15 +3,13 @@ view other services use, persistence, ownership and deletion (with the reader's 
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpx
 import pytest
 
+from lectern_dev.harness.chat import ask as ask_chat
+from lectern_dev.harness.readers import Reader, new_reader
+from lectern_dev.harness.services import internal_headers, routed
 from lectern_dev.stack import Stack
-from tests.support.readers import Reader, new_reader
-from tests.support.stack import internal_headers
 
 FULL = {
     "python_level": "advanced",
@@ -35,33 +33,16 @@ def read(gateway: httpx.Client, reader: Reader) -> httpx.Response:
 
 def ask(gateway: httpx.Client, reader: Reader, question: str) -> str:
     """Ask chat one question as this reader; return the conversation id once the answer ends."""
-    conversation_id, last_event = None, None
-    with gateway.stream(
-        "POST", "/api/chat/stream", headers=reader.headers, json={"message": question}
-    ) as response:
-        assert response.status_code == 200, response.read()
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                last_event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and last_event == "meta":
-                conversation_id = json.loads(line[5:])["conversation_id"]
-    assert last_event in ("done", "error")
-    return conversation_id
+    answer = ask_chat(gateway, {"message": question}, headers=reader.headers)
+    assert answer.status == 200, answer.body
+    assert answer.last.event in ("done", "error")
+    return answer.meta["conversation_id"]
 
 
 def conversations(gateway: httpx.Client, reader: Reader) -> list[str]:
     response = gateway.get("/api/chat/conversations", headers=reader.headers)
     assert response.status_code == 200, response.text
     return [c["id"] for c in response.json()["conversations"]]
-
-
-def wait_until_routed(stack: Stack, timeout_s: float = 30.0) -> None:
-    """After a restart Traefik may still hold its last health check (10 s apart) against the
-    service, so wait for the route instead of failing on a 503."""
-    deadline = time.monotonic() + timeout_s
-    while httpx.get(f"{stack.gateway_url}/api/profile/health").status_code != 200:
-        assert time.monotonic() < deadline, "the gateway never routed to the profile service"
-        time.sleep(0.5)
 
 
 def test_options_list_every_allowed_value_without_signing_in(gateway: httpx.Client):
@@ -197,7 +178,7 @@ def test_profiles_persist_across_a_service_restart(
 ):
     saved = put(gateway, reader, FULL).json()
     stack.restart_service("profile")
-    wait_until_routed(stack)
+    routed(stack, ("/api/profile/health",))
     # Both credentials still work: nothing the verifier needs lived only in the old process.
     assert read(gateway, reader).json() == saved
     assert gateway.get("/api/profile/me", headers=reader.jwt_headers).json() == saved

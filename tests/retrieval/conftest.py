@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lectern_dev.harness.books import ingest_folder
 from lectern_dev.stack import Stack
-from tests.support.book import upload_source
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,6 @@ def local_stack(make_stack: Callable[..., Stack], shared_dir: Path, ingest_root:
 def corpora(local_stack: Stack, shared_dir: Path) -> dict[str, dict]:
     """Both shared corpora ingested (slow the first time: every chunk is embedded on the CPU)."""
     return {
-        name: upload_source(local_stack, shared_dir / "corpus" / name, name, timeout=7200)
+        name: ingest_folder(local_stack, shared_dir / "corpus" / name, name, timeout=7200)
         for name in ("gazebo", "ros2")
     }

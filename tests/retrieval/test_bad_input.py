@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from lectern_dev.harness.books import ingest_book
+from lectern_dev.harness.services import internal_headers
 from lectern_dev.stack import Stack
-from tests.support.book import ingest_book
-from tests.support.stack import internal_headers
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lectern_dev.stack import REPO_ROOT, Stack, StackError
+from lectern_dev import REPO_ROOT
+from lectern_dev.stack import Stack, StackError
 
 
 def lectern(*args: str, stack: Stack) -> subprocess.CompletedProcess:

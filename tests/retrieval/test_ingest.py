@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lectern_dev.harness.books import upload
+from lectern_dev.harness.services import admin_headers, internal_headers
 from lectern_dev.stack import Stack
-from tests.support.stack import admin_headers, internal_headers
 
 RST = b"""\
 .. redirect-from::
@@ -52,23 +53,6 @@ PAGES = {
     "guide/b.md": "# Beta\n\nPlinthwards motion is slow.\n\n## Tuning\n\nSet the glarb gain "
     "to three.\n\n## Limits\n\nNever exceed the snorkel limit.\n",
 }
-
-
-def upload(stack: Stack, source: str, files: dict[str, bytes | str], **data: str) -> httpx.Response:
-    parts = [
-        (
-            "files",
-            (path, body.encode() if isinstance(body, str) else body, "application/octet-stream"),
-        )
-        for path, body in files.items()
-    ]
-    return httpx.post(
-        f"{stack.gateway_url}/api/admin/ingest",
-        data={"source": source, **data},
-        files=parts,
-        headers=admin_headers(stack),
-        timeout=300,
-    )
 
 
 def chapter(stack: Stack, chapter_id: str) -> httpx.Response:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from lectern_dev.harness.books import ingest_book, upload
+from lectern_dev.harness.services import admin_headers, internal_headers
 from lectern_dev.stack import Stack
-from tests.support.book import ingest_book
-from tests.support.stack import admin_headers, internal_headers
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +138,12 @@ def test_internal_search_allows_larger_top_k(stack: Stack, book: dict) -> None:
 
 
 def test_admin_ingest_needs_the_admin_token(stack: Stack, gateway: httpx.Client) -> None:
-    files = [("files", ("a.md", b"# A\n\ntext", "text/markdown"))]
     for headers in (
         {},
         {"authorization": "Bearer wrong"},
         {"authorization": f"Basic {stack.secrets['ADMIN_TOKEN']}"},
     ):
-        response = gateway.post(
-            "/api/admin/ingest", data={"source": "x"}, files=files, headers=headers
-        )
+        response = upload(stack, "x", {"a.md": "# A\n\ntext"}, headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
     assert "x--a" not in [c["id"] for c in gateway.get("/api/chapters").json()["chapters"]]

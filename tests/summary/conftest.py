@@ -1,97 +1,36 @@
 """Fixtures for the summary tests: chapters of our own (real Gazebo docs ingested under our own
 sources, so other areas' data is never disturbed), a clean cache per test, extra summary
-replicas on the same stores, and helpers to count model calls and read SSE streams."""
+replicas on the same stores, and what the summary service stored for a chapter."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
-import orjson
 import pytest
 
-from lectern_dev.stack import Process, Stack, free_port
-from tests.support.stack import admin_headers, internal_headers
-
-MODEL_METHODS = ("generateContent", "streamGenerateContent")
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    name: str
-    data: dict
+from lectern_dev.harness.books import chapter_id_of, ingest
+from lectern_dev.harness.database import run_sql
+from lectern_dev.harness.replicas import Replica, start_replica
+from lectern_dev.harness.services import internal_headers
+from lectern_dev.stack import Stack
 
 
-def parse_sse(body: str) -> list[Event]:
-    events = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        if "event" in fields:
-            events.append(Event(int(fields["id"]), fields["event"], orjson.loads(fields["data"])))
-    return events
-
-
-def model_calls(fake_gemini: httpx.Client) -> list[dict]:
-    """Generation requests the fake Gemini received (embedding calls left out)."""
-    requests = fake_gemini.get("/_fake/requests").json()["requests"]
-    return [r for r in requests if r["kind"] in MODEL_METHODS]
-
-
-def outcome_count(stack: Stack, kind: str, outcome: str) -> float:
-    """lectern_summary_outcomes_total{kind, outcome} on the gateway's summary replica."""
-    text = httpx.get(f"{stack.config.url('summary')}/metrics").text
-    line = f'lectern_summary_outcomes_total{{kind="{kind}",outcome="{outcome}"}} '
-    return next((float(row[len(line) :]) for row in text.splitlines() if row.startswith(line)), 0.0)
-
-
-def ingest(stack: Stack, source: str, files: dict[str, str]) -> dict:
-    """Upload `files` (path -> text) as the whole of `source` through the admin API."""
-    with httpx.Client(base_url=stack.gateway_url, timeout=120.0) as client:
-        response = client.post(
-            "/api/admin/ingest",
-            headers=admin_headers(stack),
-            data={"source": source},
-            files=[
-                ("files", (path, text.encode(), "text/markdown")) for path, text in files.items()
-            ],
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def chapter_id_of(source: str, path: str) -> str:
-    return f"{source}--" + path.rsplit(".", 1)[0].replace("/", "--")
-
-
-def run_sql(stack: Stack, sql: str, *args: object) -> list[dict]:
-    async def go() -> list[dict]:
-        conn = await asyncpg.connect(stack.database_url)
-        try:
-            return [dict(r) for r in await conn.fetch(sql, *args)]
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
-def stored(stack: Stack, chapter_id: str) -> list[dict]:
+def stored_rows(stack: Stack, chapter: str) -> list[dict]:
     return run_sql(
-        stack,
+        stack.database_url,
         """SELECT kind, audience, content_hash, body, hit_count, model
-                             FROM summary.generations WHERE chapter_id = $1
-                             ORDER BY kind, audience""",
-        chapter_id,
+             FROM summary.generations WHERE chapter_id = $1
+            ORDER BY kind, audience""",
+        chapter,
     )
+
+
+@pytest.fixture(scope="session")
+def stored() -> Callable[[Stack, str], list[dict]]:
+    """stored(stack, chapter_id): the generations the summary service keeps for a chapter."""
+    return stored_rows
 
 
 CORPUS_SOURCE = "summary-gazebo"
@@ -118,7 +57,7 @@ def corpus_chapters(stack: Stack, shared_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def clean_cache(stack: Stack) -> None:
-    run_sql(stack, "TRUNCATE summary.generations")
+    run_sql(stack.database_url, "TRUNCATE summary.generations")
 
 
 @pytest.fixture
@@ -133,45 +72,13 @@ def long_chapter(corpus_chapters: list[dict], clean_cache: None) -> dict:
     return corpus_chapters[0]
 
 
-@dataclass
-class Replica:
-    """A second summary service on the same stores: a replica as the gateway would balance to."""
-
-    url: str
-    headers: dict[str, str]
-    process: Process
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30.0)
-
-
-def start_replica(stack: Stack, name: str, env: dict[str, str]) -> Replica:
-    port = free_port()
-    process = Process(
-        name,
-        [sys.executable, "-m", "lectern_summary"],
-        env={**stack.service_env(), "SUMMARY_PORT": str(port), **env},
-        log=stack.logs / f"{name}.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        assert process.alive(), process.tail()
-        try:
-            if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
-                return Replica(url, internal_headers(stack), process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.stop()
-    raise AssertionError(f"{name} did not become ready:\n{process.tail()}")
-
-
 @pytest.fixture(scope="session")
 def replica(stack: Stack) -> Iterator[Replica]:
     """Replica B, with model timeouts of 2 s (so a slow model can be shown to time out) and
     SSE keep-alive comments every 0.3 s."""
     r = start_replica(
         stack,
+        "summary",
         "summary-b",
         {
             "GEMINI_FIRST_TOKEN_TIMEOUT_S": "2",
@@ -181,7 +88,7 @@ def replica(stack: Stack) -> Iterator[Replica]:
         },
     )
     yield r
-    r.process.stop()
+    r.stop()
 
 
 @pytest.fixture
@@ -189,10 +96,10 @@ def replica_factory(stack: Stack) -> Iterator[Callable[..., Replica]]:
     started: list[Replica] = []
 
     def make(name: str, **env: str) -> Replica:
-        r = start_replica(stack, name, env)
+        r = start_replica(stack, "summary", name, env)
         started.append(r)
         return r
 
     yield make
     for r in started:
-        r.process.stop()
+        r.stop()

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from lectern_dev.harness.books import chapter_id_of, ingest
+from lectern_dev.harness.readers import new_reader
 from lectern_dev.stack import Stack
-from tests.summary.conftest import chapter_id_of, ingest, stored
-from tests.support.readers import new_reader
 
 CHAPTER = """# Sensors
 
@@ -47,7 +47,7 @@ def offline_chapter(offline: Stack) -> str:
 
 
 def test_offline_summary_is_extractive_labelled_and_not_cached(
-    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack
+    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack, stored
 ):
     url = f"/api/summary/chapters/{offline_chapter}"
     first = offline_gateway.get(url)
@@ -64,7 +64,7 @@ def test_offline_summary_is_extractive_labelled_and_not_cached(
 
 
 def test_offline_personalized_is_the_chapter_as_written(
-    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack
+    offline_gateway: httpx.Client, offline_chapter: str, offline: Stack, stored
 ):
     reader = new_reader(offline_gateway)
     profile = offline_gateway.put(

@@ -6,23 +6,18 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from lectern_dev.harness.books import chapter_id_of, ingest
+from lectern_dev.harness.polling import wait_until
+from lectern_dev.harness.readers import Reader, new_reader
+from lectern_dev.harness.replicas import Replica
+from lectern_dev.harness.services import model_calls
+from lectern_dev.harness.sse import Event, parse_text
 from lectern_dev.stack import Stack
-from tests.summary.conftest import (
-    Event,
-    Replica,
-    chapter_id_of,
-    ingest,
-    model_calls,
-    parse_sse,
-    stored,
-)
-from tests.support.readers import Reader, new_reader
 
 BEGINNER_SIM = {
     "python_level": "beginner",
@@ -72,13 +67,13 @@ def personalize(
 
 def assert_stream_shape(events: list[Event]) -> None:
     assert [e.id for e in events] == list(range(1, len(events) + 1))
-    assert events[0].name == "meta"
-    assert {e.name for e in events[1:-1]} == {"token"}
-    assert events[-1].name in ("done", "error")
+    assert events[0].event == "meta"
+    assert {e.event for e in events[1:-1]} == {"token"}
+    assert events[-1].event in ("done", "error")
 
 
 def test_readers_of_one_segment_share_one_version(
-    gateway: httpx.Client, fake_gemini, chapter, beginners, expert, stack: Stack
+    gateway: httpx.Client, fake_gemini, chapter, beginners, expert, stack: Stack, stored
 ):
     first = personalize(gateway, chapter["id"], beginners[0])
     assert first.status_code == 200, first.text
@@ -108,7 +103,7 @@ def test_stream_has_the_chat_event_order_and_matches_the_stored_text(
     live = personalize(gateway, chapter["id"], beginners[0], STREAM)
     assert live.status_code == 200
     assert live.headers["content-type"].startswith("text/event-stream")
-    events = parse_sse(live.text)
+    events = parse_text(live.text)
     assert_stream_shape(events)
     assert events[0].data["chapter_id"] == chapter["id"]
     assert events[0].data["kind"] == "personalized"
@@ -119,14 +114,14 @@ def test_stream_has_the_chat_event_order_and_matches_the_stored_text(
         "gemini-2.5-flash",
         "stop",
     )
-    streamed = "".join(e.data["text"] for e in events if e.name == "token")
+    streamed = "".join(e.data["text"] for e in events if e.event == "token")
 
     cached = personalize(gateway, chapter["id"], beginners[1]).json()
     assert cached["cached"] is True and cached["text"] == streamed
-    replay = parse_sse(personalize(gateway, chapter["id"], beginners[1], STREAM).text)
+    replay = parse_text(personalize(gateway, chapter["id"], beginners[1], STREAM).text)
     assert_stream_shape(replay)
     assert replay[-1].data["cached"] is True
-    assert "".join(e.data["text"] for e in replay if e.name == "token") == streamed
+    assert "".join(e.data["text"] for e in replay if e.event == "token") == streamed
     assert len(model_calls(fake_gemini)) == 1
 
 
@@ -138,39 +133,39 @@ def test_concurrent_streams_get_the_same_text_from_one_model_call(
 
     def one(i: int) -> list[Event]:
         barrier.wait()
-        return parse_sse(personalize(gateway, chapter["id"], beginners[i % 2], STREAM).text)
+        return parse_text(personalize(gateway, chapter["id"], beginners[i % 2], STREAM).text)
 
     with ThreadPoolExecutor(6) as pool:
         streams = list(pool.map(one, range(6)))
     texts = set()
     for events in streams:
         assert_stream_shape(events)
-        assert events[-1].name == "done"
-        texts.add("".join(e.data["text"] for e in events if e.name == "token"))
+        assert events[-1].event == "done"
+        texts.add("".join(e.data["text"] for e in events if e.event == "token"))
     assert len(texts) == 1
     assert sum(not events[-1].data["cached"] for events in streams) == 1
     assert len(model_calls(fake_gemini)) == 1
 
 
 def test_failure_mid_stream_is_an_error_event_and_nothing_is_cached(
-    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack, stored
 ):
     fake_gemini.post("/_fake/config", json={"fail_after_chunks": 2})
-    events = parse_sse(personalize(gateway, chapter["id"], beginners[0], STREAM).text)
+    events = parse_text(personalize(gateway, chapter["id"], beginners[0], STREAM).text)
     assert_stream_shape(events)
-    assert events[-1].name == "error"
+    assert events[-1].event == "error"
     assert events[-1].data["code"] == "llm_unavailable"
     assert events[-1].data["retryable"] is True
     assert stored(stack, chapter["id"]) == []
 
     fake_gemini.post("/_fake/config", json={})
-    again = parse_sse(personalize(gateway, chapter["id"], beginners[0], STREAM).text)
-    assert again[-1].name == "done" and again[-1].data["cached"] is False
+    again = parse_text(personalize(gateway, chapter["id"], beginners[0], STREAM).text)
+    assert again[-1].event == "done" and again[-1].data["cached"] is False
     assert len(stored(stack, chapter["id"])) == 1
 
 
 def test_reader_leaving_mid_stream_does_not_lose_the_text(
-    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack, stored
 ):
     fake_gemini.post("/_fake/config", json={"token_interval_ms": 100, "words_per_chunk": 1})
     with gateway.stream(
@@ -183,10 +178,7 @@ def test_reader_leaving_mid_stream_does_not_lose_the_text(
             if line == "event: token":
                 break  # leave after the first piece
     assert stored(stack, chapter["id"]) == []  # the model is still writing
-    deadline = time.monotonic() + 30
-    while not stored(stack, chapter["id"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: stored(stack, chapter["id"]), 30, interval_s=0.2, message="never stored")
     later = personalize(gateway, chapter["id"], beginners[1]).json()
     assert later["cached"] is True
     assert later["text"].startswith("This is the fake model's answer")
@@ -206,13 +198,13 @@ def test_a_quiet_stream_sends_keep_alive_comments(
     body = response.text
     assert ": keep-alive" in body
     assert body.index("event: meta") < body.index(": keep-alive") < body.index("event: token")
-    events = parse_sse(body)
+    events = parse_text(body)
     assert_stream_shape(events)
-    assert events[-1].name == "done"
+    assert events[-1].event == "done"
 
 
 def test_model_failure_before_streaming_as_json(
-    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack
+    gateway: httpx.Client, fake_gemini, chapter, beginners, stack: Stack, stored
 ):
     fake_gemini.post("/_fake/config", json={"fail_next": [500, 500, 500]})
     failed = personalize(gateway, chapter["id"], beginners[0])
@@ -243,9 +235,11 @@ def test_code_blocks_survive_personalization(
             "words_per_chunk": 1,
         },
     )
-    events = parse_sse(personalize(gateway, chapter_id_of(source, path), beginners[0], STREAM).text)
-    assert events[-1].name == "done", events[-1]
-    text = "".join(e.data["text"] for e in events if e.name == "token")
+    events = parse_text(
+        personalize(gateway, chapter_id_of(source, path), beginners[0], STREAM).text
+    )
+    assert events[-1].event == "done", events[-1]
+    text = "".join(e.data["text"] for e in events if e.event == "token")
     assert code in text and formula in text
     assert text.index("like this") < text.index(code) < text.index("That is all")
     assert "[[CODE" not in text

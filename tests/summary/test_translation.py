@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from lectern_dev.harness.books import chapter_id_of, ingest
+from lectern_dev.harness.services import model_calls
+from lectern_dev.harness.sse import parse_text
 from lectern_dev.stack import Stack
-from tests.summary.conftest import chapter_id_of, ingest, model_calls, parse_sse, stored
 
 CODE = "```bash\nros2 topic echo /joint_states\n```"
 CHAPTER = f"""# Joint states
@@ -19,7 +21,7 @@ The robot state publisher turns them into transforms.
 
 
 def test_translation_is_cached_per_language(
-    gateway: httpx.Client, fake_gemini, chapter, stack: Stack
+    gateway: httpx.Client, fake_gemini, chapter, stack: Stack, stored
 ):
     url = f"/api/summary/chapters/{chapter['id']}/translation"
     urdu = gateway.post(url, json={"language": "ur"})
@@ -88,8 +90,8 @@ def test_translation_streams_when_asked(gateway: httpx.Client, fake_gemini, chap
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = parse_sse(response.text)
-    assert events[0].name == "meta" and events[-1].name == "done"
+    events = parse_text(response.text)
+    assert events[0].event == "meta" and events[-1].event == "done"
     assert events[0].data["audience"] == "es"
 
 

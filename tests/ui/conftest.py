@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lectern_dev.harness.books import ingest_book
 from lectern_dev.stack import Stack
-from tests.support.book import ingest_book
 
 
 @pytest.fixture(scope="module")

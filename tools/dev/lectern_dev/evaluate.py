@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from lectern_dev import REPO_ROOT
+
 KS = (1, 5, 10)
 
 
@@ -157,7 +159,7 @@ def format_report(report: Report, title: str = "retrieval eval") -> str:
     return "\n".join(lines)
 
 
-DEFAULT_GOLD = Path(__file__).resolve().parents[3].parent / "shared" / "eval" / "dev.jsonl"
+DEFAULT_GOLD = REPO_ROOT.parent / "shared" / "eval" / "dev.jsonl"
 
 
 def run(args) -> int:

@@ -18,6 +18,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lectern_dev import REPO_ROOT
+
 SUFFIXES = (".md", ".mdx", ".markdown", ".rst")
 NDJSON = "application/x-ndjson"
 
@@ -31,6 +33,37 @@ def source_files(root: Path) -> list[tuple[str, bytes]]:
         and p.suffix.lower() in SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
+
+
+def ingest_form(source: str, files: list[tuple[str, bytes]], url_prefix: str | None = None) -> dict:
+    """The multipart body of `POST /api/admin/ingest`, as httpx's `data=` and `files=`."""
+    return {
+        "data": {"source": source, **({"url_prefix": url_prefix} if url_prefix else {})},
+        "files": [("files", (path, data, "application/octet-stream")) for path, data in files],
+    }
+
+
+def post_files(
+    url: str,
+    *,
+    source: str,
+    files: list[tuple[str, bytes]],
+    headers: dict[str, str],
+    url_prefix: str | None = None,
+    timeout_s: float = 600.0,
+) -> httpx.Response:
+    """Upload `files` as the whole of `source` to the gateway at `url` in one request and
+    return its answer (the ingest summary as JSON when it is 200)."""
+    return httpx.post(
+        f"{url.rstrip('/')}/api/admin/ingest",
+        headers=headers,
+        timeout=httpx.Timeout(timeout_s, connect=10.0),
+        **ingest_form(source, files, url_prefix),
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
 
 
 def default_source(root: Path) -> str:
@@ -61,9 +94,7 @@ def stream_ingest(
     timeout_s: float,
 ) -> dict:
     """Upload and follow the service's progress events; returns the summary."""
-    form = {"source": source, **({"url_prefix": url_prefix} if url_prefix else {})}
-    uploads = [("files", (path, data, "application/octet-stream")) for path, data in files]
-    headers = {"authorization": f"Bearer {token}", "accept": NDJSON}
+    headers = {**bearer(token), "accept": NDJSON}
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -75,10 +106,9 @@ def stream_ingest(
         with httpx.stream(
             "POST",
             f"{url.rstrip('/')}/api/admin/ingest",
-            data=form,
-            files=uploads,
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=10.0),
+            **ingest_form(source, files, url_prefix),
         ) as response:
             if response.status_code != 200:
                 response.read()
@@ -149,17 +179,16 @@ def run(args) -> int:
 def ingest_book_on_start(stack) -> None:
     """`lectern run` hook: ingest `book/` in the background once the stack is up, so the
     product is usable at once; files unchanged since the last run cost nothing."""
-    from lectern_dev.stack import REPO_ROOT
 
     def work() -> None:
-        files = source_files(REPO_ROOT / "book")
         try:
-            response = httpx.post(
-                f"{stack.gateway_url}/api/admin/ingest",
-                data={"source": "book", "url_prefix": "/docs/"},
-                files=[("files", (p, d, "application/octet-stream")) for p, d in files],
-                headers={"authorization": f"Bearer {stack.secrets['ADMIN_TOKEN']}"},
-                timeout=httpx.Timeout(1800.0, connect=10.0),
+            response = post_files(
+                stack.gateway_url,
+                source="book",
+                files=source_files(REPO_ROOT / "book"),
+                headers=bearer(stack.secrets["ADMIN_TOKEN"]),
+                url_prefix="/docs/",
+                timeout_s=1800.0,
             )
         except httpx.HTTPError as exc:
             print(f"lectern: ingesting book/ failed: {type(exc).__name__}", flush=True)

@@ -19,12 +19,12 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from lectern_dev import REPO_ROOT
+
 SERVICES = ("retrieval", "profile", "chat", "summary")
 
 
@@ -93,35 +93,6 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
     return values
-
-
-def with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-async def create_database(admin_url: str, name: str | None = None) -> str:
-    """Create a fresh database on the server of `admin_url`; return its URL."""
-    import asyncpg
-
-    name = name or f"lectern_test_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    import asyncpg
-
-    name = urlsplit(url).path.lstrip("/")
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 class Process:

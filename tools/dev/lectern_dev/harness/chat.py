@@ -1,42 +1,15 @@
-"""A small SSE reader for the chat tests: parses `event:`/`id:`/`data:` blocks as they arrive."""
+"""Chat answers as a client sees them: `POST /api/chat/stream` and the resume route read event
+by event, with when each arrived, plus what the conversation stored of an answer."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    event: str
-    data: dict
-
-
-def parse(lines: Iterator[str]) -> Iterator[Event]:
-    fields: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in fields:
-                yield Event(
-                    id=int(fields.get("id", "0")),
-                    event=fields.get("event", "message"),
-                    data=json.loads(fields["data"]),
-                )
-            fields = {}
-        elif not line.startswith(":"):  # a comment line is a keep-alive ping
-            name, _, value = line.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
-    if "data" in fields:
-        yield Event(
-            id=int(fields.get("id", "0")),
-            event=fields.get("event", "message"),
-            data=json.loads(fields["data"]),
-        )
+from lectern_dev.harness.polling import wait_until
+from lectern_dev.harness.sse import Event, parse
 
 
 @dataclass
@@ -68,6 +41,11 @@ class Answer:
     @property
     def meta(self) -> dict:
         return self.one("meta")
+
+    @property
+    def guest(self) -> dict[str, str]:
+        """The header that makes later calls come from the guest this answer created."""
+        return {"x-guest-token": self.meta["guest_token"]}
 
     def gap_before_last(self) -> float:
         """Seconds between the last two events (e.g. the last token and the error)."""
@@ -120,3 +98,31 @@ def resume(
         "GET", f"/api/chat/messages/{message_id}/events", headers=headers, timeout=timeout
     ) as response:
         return collect(response)
+
+
+def messages(client: httpx.Client, conversation_id: str, headers: dict) -> list[dict]:
+    response = client.get(f"/api/chat/conversations/{conversation_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+def stored_answer(client: httpx.Client, answer: Answer, headers: dict) -> dict:
+    """The message the conversation stored for this answer."""
+    meta = answer.meta
+    return next(
+        m
+        for m in messages(client, meta["conversation_id"], headers)
+        if m["id"] == meta["message_id"]
+    )
+
+
+def settled_answer(
+    client: httpx.Client, answer: Answer, headers: dict, timeout_s: float = 30.0
+) -> dict:
+    """The stored answer once it is no longer `streaming` (it outlives its request)."""
+    return wait_until(
+        lambda: (m := stored_answer(client, answer, headers))["status"] != "streaming" and m,
+        timeout_s,
+        interval_s=0.2,
+        message="the answer was never settled",
+    )

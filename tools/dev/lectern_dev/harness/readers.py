@@ -1,4 +1,5 @@
-"""Signed-in readers for tests: real Better Auth accounts made through the gateway."""
+"""Signed-in readers for tests and benchmarks: real Better Auth accounts made through the
+gateway."""
 
 from __future__ import annotations
 
@@ -79,6 +80,16 @@ def sign_up(
         "POST",
         "/api/auth/sign-up/email",
         json={"email": email, "password": password, "name": name},
+    )
+
+
+def sign_in(gateway: httpx.Client, email: str, password: str, **kwargs) -> httpx.Response:
+    return auth_request(
+        gateway,
+        "POST",
+        "/api/auth/sign-in/email",
+        json={"email": email, "password": password},
+        **kwargs,
     )
 
 
