@@ -232,8 +232,8 @@ class EventLog:
 class Emitter:
     """Numbers the events of one answer and hands each to the readers attached in this worker
     at once. The Redis log (for readers resuming anywhere) is written behind, in batches at
-    most every `flush_s`, so the answer never waits on it; the last event waits until the
-    whole log is written."""
+    most every `flush_s`, so the answer never waits on it. The last event is handed on only
+    once the whole log is written, so a reader who saw the end finds all of it in the log."""
 
     def __init__(
         self, readers: LocalReaders, events: EventLog, message_id: UUID, *, flush_s: float
@@ -248,15 +248,19 @@ class Emitter:
     async def emit(self, name: str, data: dict) -> None:
         self.last_id += 1
         event = Event(self.last_id, name, data)
-        self.readers.publish(self.message_id, event)
         self._unwritten.append(event)
         if event.terminal:
             self._flush_now.set()
-            if self._writer is not None and not self._writer.done():
-                await self._writer  # it writes what is left, this event included
-            else:
-                await self._write()
-        elif self._writer is None or self._writer.done():
+            try:
+                if self._writer is not None and not self._writer.done():
+                    await self._writer  # it writes what is left, this event included
+                else:
+                    await self._write()
+            finally:  # a cancelled write must not leave the readers here without the end
+                self.readers.publish(self.message_id, event)
+            return
+        self.readers.publish(self.message_id, event)
+        if self._writer is None or self._writer.done():
             # The first event goes out at once, later ones gather for up to flush_s.
             delay = 0.0 if event.id == 1 else self.flush_s
             self._writer = asyncio.create_task(self._write(delay))
