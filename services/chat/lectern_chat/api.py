@@ -4,8 +4,6 @@ claiming a guest's conversations, and the internal clean-up route for the profil
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -14,23 +12,21 @@ from asyncpg import Record
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from lectern_chat import owners, store
+from lectern_chat import owners, questions, store
 from lectern_chat.events import Event
-from lectern_chat.orchestrator import Job
 from lectern_chat.owners import Owner
 from lectern_chat.schemas import (
     ClaimOut,
     ConversationList,
     ConversationOut,
     ConversationSummary,
-    DeletedOut,
     FeedbackIn,
     FeedbackOut,
     MessageOut,
     StreamRequest,
 )
 from lectern_chat.state import State
-from lectern_chat.store import Turn
+from lectern_common.contracts import USER_ID_PATTERN, ConversationsDeleted
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.identity import OptionalReader, Reader
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
@@ -44,7 +40,7 @@ GuestToken = Annotated[str | None, Header(alias="X-Guest-Token", include_in_sche
 async def current_owner(
     state: State, user_id: OptionalReader, guest_token: GuestToken = None
 ) -> Owner | None:
-    return await owners.resolve(state.stores.pool, user_id=user_id, guest_token=guest_token)
+    return await owners.resolve(state.pool, user_id=user_id, guest_token=guest_token)
 
 
 MaybeOwner = Annotated[Owner | None, Depends(current_owner)]
@@ -53,14 +49,14 @@ MaybeOwner = Annotated[Owner | None, Depends(current_owner)]
 async def owned_conversation(conversation_id: UUID, state: State, owner: MaybeOwner) -> Record:
     """The conversation if this owner has it; 404 otherwise (never says whose it is). A guest
     without a token owns nothing."""
-    found = owner and await store.get_conversation(state.stores.pool, conversation_id, owner.key)
+    found = owner and await store.get_conversation(state.pool, conversation_id, owner.key)
     if not found:
         raise NotFound("conversation")
     return found
 
 
 async def owned_answer(message_id: UUID, state: State, owner: MaybeOwner) -> Record:
-    found = owner and await store.owned_message(state.stores.pool, message_id, owner.key)
+    found = owner and await store.owned_message(state.pool, message_id, owner.key)
     if not found or found["role"] != "assistant":
         raise NotFound("message")
     return found
@@ -105,72 +101,29 @@ def event_stream(
 )
 async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner) -> StreamingResponse:
     """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
-    started = time.perf_counter()
-    pool = state.stores.pool
-    guest_token = guest_hash = None
-    history: list[tuple[str, str]] = []
-    if body.conversation_id is not None:
-        await owned_conversation(body.conversation_id, state, owner)
-        rows = await store.recent_history(
-            pool, body.conversation_id, state.settings.history_messages
+    try:
+        asked = await questions.ask(
+            body,
+            owner,
+            pool=state.pool,
+            settings=state.settings,
+            slots=state.slots,
+            answers=state.answers,
         )
-        history = [(r["role"], r["content"]) for r in rows]
-    if owner is None:  # a guest's first question (a named conversation was refused above)
-        guest_token, guest_hash = owners.new_guest()
-        owner = owners.guest_owner(guest_hash)
-    if not await state.orchestrator.take_slot(owner):
+    except questions.ConversationNotFound:
+        raise NotFound("conversation") from None
+    except questions.TooManyStreams:
         raise ApiError(
             429,
             "too_many_streams",
             "too many answers streaming at once; wait for one to finish",
             headers={"Retry-After": "5"},
-        )
-    turn = Turn(
-        conversation_id=body.conversation_id or uuid.uuid4(),
-        user_message_id=uuid.uuid4(),
-        assistant_message_id=uuid.uuid4(),
-        owner=owner.key,
-        message=body.message,
-        mode=body.mode,
-        selected_text=body.selected_text,
-        chapter_id=body.chapter_id,
-    )
-    try:
-        await store.start_turn(
-            pool,
-            turn,
-            new_conversation=body.conversation_id is None,
-            stale_after_s=state.settings.stream_max_s,
-            new_guest_hash=guest_hash,
-        )
+        ) from None
     except store.ConversationBusy:
-        await state.orchestrator.release_slot(owner)
         raise ApiError(
             409, "conversation_busy", "an answer in this conversation is still streaming"
         ) from None
-    except BaseException:
-        await state.orchestrator.release_slot(owner)
-        raise
-    # Attached before the answer starts, so no event is missed and it is never "abandoned".
-    readers = state.orchestrator.readers
-    queue = readers.attach(turn.assistant_message_id)
-    state.orchestrator.start(
-        Job(
-            turn=turn,
-            owner=owner,
-            question=body.message,
-            top_k=body.top_k,
-            history=history,
-            started=started,
-        )
-    )
-    events = readers.follow(
-        turn.assistant_message_id,
-        queue,
-        idle_s=state.settings.resume_idle_s,
-        keepalive_s=state.settings.sse_keepalive_s,
-    )
-    return event_stream(events, guest_token=guest_token)
+    return event_stream(asked.events, guest_token=asked.guest_token)
 
 
 @router.get(
@@ -209,7 +162,7 @@ async def list_conversations(
     """The owner's conversations, most recently active first."""
     if owner is None:
         return ConversationList(conversations=[])
-    rows = await store.list_conversations(state.stores.pool, owner.key, limit)
+    rows = await store.list_conversations(state.pool, owner.key, limit)
     return ConversationList(conversations=[ConversationSummary(**dict(r)) for r in rows])
 
 
@@ -226,16 +179,14 @@ async def get_conversation(
     state: State,
     conversation: Annotated[Record, Depends(owned_conversation)],
 ) -> ConversationOut:
-    rows = await store.conversation_messages(state.stores.pool, conversation_id)
+    rows = await store.conversation_messages(state.pool, conversation_id)
     return ConversationOut(**dict(conversation), messages=[message_out(r) for r in rows])
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
 async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeOwner) -> Response:
     """Delete a conversation, its messages and their replay logs."""
-    message_ids = owner and await store.delete_conversation(
-        state.stores.pool, conversation_id, owner.key
-    )
+    message_ids = owner and await store.delete_conversation(state.pool, conversation_id, owner.key)
     if message_ids is None:
         raise NotFound("conversation")
     await state.events.forget(message_ids)
@@ -247,9 +198,7 @@ async def give_feedback(
     message_id: UUID, body: FeedbackIn, state: State, _: Annotated[Record, Depends(owned_answer)]
 ) -> FeedbackOut:
     """Thumbs up or down on an answer (sending again replaces the earlier rating)."""
-    await store.set_feedback(
-        state.stores.pool, message_id, rating=body.rating, comment=body.comment
-    )
+    await store.set_feedback(state.pool, message_id, rating=body.rating, comment=body.comment)
     return FeedbackOut(message_id=message_id, rating=body.rating, comment=body.comment)
 
 
@@ -260,11 +209,11 @@ async def claim_conversations(
     """A reader who just signed in takes over the conversations of their guest token; the
     token then stops working, so nobody can claim them again."""
     try:
-        token_hash = await owners.guest_token_hash(state.stores.pool, guest_token)
+        token_hash = await owners.guest_token_hash(state.pool, guest_token)
     except ApiError:
         raise NotFound("guest token") from None
     claimed = await store.claim_guest(
-        state.stores.pool,
+        state.pool,
         token_hash,
         user_id=reader,
         owner=owners.reader_owner(reader).key,
@@ -277,10 +226,10 @@ async def claim_conversations(
 
 @internal_router.delete("/readers/{user_id}/conversations")
 async def delete_reader_conversations(
-    state: State, user_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-) -> DeletedOut:
+    state: State, user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)]
+) -> ConversationsDeleted:
     """Called by the profile service when a reader deletes their profile."""
     owner = owners.reader_owner(user_id)
-    message_ids, deleted = await store.delete_owner_conversations(state.stores.pool, owner.key)
+    message_ids, deleted = await store.delete_owner_conversations(state.pool, owner.key)
     await state.events.forget(message_ids)
-    return DeletedOut(deleted=deleted)
+    return ConversationsDeleted(deleted=deleted)

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.middleware import Middleware
 
 from lectern_chat import pages
 from lectern_chat.api import internal_router, router
 from lectern_chat.events import EventLog
+from lectern_chat.lifetimes import Answers, sweep_forever
 from lectern_chat.limits import BodyLimitMiddleware
-from lectern_chat.orchestrator import Orchestrator
+from lectern_chat.pipeline import Pipeline
 from lectern_chat.settings import ChatSettings
+from lectern_chat.slots import StreamSlots
 from lectern_chat.state import ChatState
 from lectern_common.app import build_app
 from lectern_common.gemini import Gemini
+from lectern_common.health import Check
 from lectern_common.http import InternalClient
-from lectern_common.stores import open_stores, require_url
+from lectern_common.redis import Keys
+from lectern_common.stores import open_postgres, open_redis, postgres_check, redis_check
+from lectern_common.tasks import BackgroundTasks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# At shutdown the running answers are cancelled and get this long to store what they have.
+SHUTDOWN_S = 10.0
 
 
 def gemini_client(settings: ChatSettings) -> Gemini | None:
@@ -33,69 +39,69 @@ def gemini_client(settings: ChatSettings) -> Gemini | None:
     return Gemini(settings.gemini_config(max_output_tokens=settings.max_output_tokens))
 
 
-def event_redis(settings: ChatSettings) -> Redis:
-    pool = BlockingConnectionPool.from_url(
-        require_url(settings.redis_url, "REDIS_URL"),
-        max_connections=settings.redis_max_connections,
-        timeout=5,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
-    return Redis(connection_pool=pool)
-
-
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
     settings = settings or ChatSettings()
     token = settings.internal_token.get_secret_value()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
-        async with open_stores(settings, schema="chat", migrations=MIGRATIONS) as stores:
+        async with AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(
+                open_postgres(settings, schema="chat", migrations=MIGRATIONS)
+            )
+            redis = await stack.enter_async_context(
+                open_redis(settings, max_connections=settings.redis_max_connections)
+            )
             retrieval = InternalClient(
                 name="retrieval",
                 base_url=settings.retrieval_url,
                 token=token,
                 timeout_s=settings.retrieval_timeout_s,
             )
+            stack.push_async_callback(retrieval.aclose)
             profile = InternalClient(
                 name="profile",
                 base_url=settings.profile_url,
                 token=token,
                 timeout_s=settings.profile_timeout_s,
             )
+            stack.push_async_callback(profile.aclose)
             gemini = gemini_client(settings)
-            redis = event_redis(settings)
-            events = EventLog(redis, stores.keys, ttl_s=settings.replay_ttl_s)
-            orchestrator = Orchestrator(
-                settings=settings,
-                stores=stores,
-                redis=redis,
-                events=events,
-                retrieval=retrieval,
-                profile=profile,
-                gemini=gemini,
+            if gemini is not None:
+                stack.push_async_callback(gemini.aclose)
+            tasks = BackgroundTasks("chat")
+            # Drained first, while the stores and clients the answers use are still open.
+            stack.push_async_callback(partial(tasks.drain, timeout_s=SHUTDOWN_S, cancel=True))
+            keys = Keys(settings.redis_prefix)
+            events = EventLog(redis, keys, ttl_s=settings.replay_ttl_s, tasks=tasks)
+            slots = StreamSlots(
+                redis, keys, limit=settings.max_open_streams, ttl_s=settings.stream_max_s
             )
-            sweeper = asyncio.create_task(orchestrator.sweep_forever())
-            try:
-                yield {
-                    "chat": ChatState(
-                        settings, stores, retrieval, profile, gemini, events, orchestrator
-                    )
-                }
-            finally:
-                sweeper.cancel()
-                await orchestrator.aclose()
-                await redis.aclose()
-                if gemini is not None:
-                    await gemini.aclose()
-                await retrieval.aclose()
-                await profile.aclose()
+            pipeline = Pipeline(
+                settings=settings, pool=pool, retrieval=retrieval, profile=profile, gemini=gemini
+            )
+            answers = Answers(
+                settings=settings, pipeline=pipeline, events=events, slots=slots, tasks=tasks
+            )
+            tasks.spawn(sweep_forever(pool, settings), name="chat.sweeper")
+            yield {
+                "chat": ChatState(
+                    settings=settings,
+                    pool=pool,
+                    redis=redis,
+                    retrieval=retrieval,
+                    profile=profile,
+                    events=events,
+                    slots=slots,
+                    answers=answers,
+                )
+            }
 
-    def checks(request: Request) -> dict:
+    def checks(request: Request) -> dict[str, Check]:
         state: ChatState = request.state.chat
         return {
-            **state.stores.checks(),
+            "postgres": postgres_check(state.pool),
+            "redis": redis_check(state.redis),
             "retrieval": state.retrieval.ping,
             "profile": state.profile.ping,
         }

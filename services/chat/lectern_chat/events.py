@@ -1,7 +1,8 @@
-"""Where an answer's events go: to the readers attached in this worker (an in-process queue,
-no round trip) and to a Redis stream, so a reader who reconnects with Last-Event-ID, on any
-worker or replica, gets the rest of that answer. Readers following the Redis log keep a
-heartbeat in a Redis set, so the worker producing the answer knows somebody still listens.
+"""Where an answer's events go: its `Emitter` numbers them and hands each to the readers
+attached in this worker (an in-process queue, no round trip) and to a Redis stream, so a
+reader who reconnects with Last-Event-ID, on any worker or replica, gets the rest of that
+answer. Readers following the Redis log keep a heartbeat in a Redis set, so the worker
+producing the answer knows somebody still listens.
 
 Event ids are small integers per message (1, 2, 3, ...) stored as Redis stream ids `0-<n>`,
 so "the events after Last-Event-ID n" is exactly `XREAD ... 0-<n>`.
@@ -10,6 +11,7 @@ so "the events after Last-Event-ID n" is exactly `XREAD ... 0-<n>`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ import structlog
 from redis.asyncio import Redis
 
 from lectern_common.redis import Keys
+from lectern_common.tasks import BackgroundTasks
 
 log = structlog.get_logger()
 
@@ -121,10 +124,10 @@ class LocalReaders:
 class EventLog:
     """Append, replay and follow the events of an answer in Redis; track remote listeners."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, tasks: BackgroundTasks) -> None:
         self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
-        # Clean-ups scheduled from cancelled requests (they cannot await any more).
-        self._pending: set[asyncio.Task] = set()
+        # Holds the clean-ups scheduled from cancelled requests (they cannot await any more).
+        self.tasks = tasks
 
     def _events_key(self, message_id: UUID) -> str:
         return self.keys("chat", "events", str(message_id))
@@ -176,9 +179,10 @@ class EventLog:
         await self.redis.zrem(self._listeners_key(message_id), listener)
 
     def detach_later(self, message_id: UUID, listener: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.detach(message_id, listener))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        # Refused while the worker shuts down: the heartbeat then simply runs out (it counts
+        # for LISTENER_TTL_S at most).
+        with contextlib.suppress(RuntimeError):
+            self.tasks.spawn(self.detach(message_id, listener), name="chat.detach_listener")
 
     async def listeners(self, message_id: UUID) -> int:
         return int(await self.redis.zcount(self._listeners_key(message_id), time.time(), "+inf"))
@@ -223,3 +227,53 @@ class EventLog:
                 after = events[-1].id
         finally:
             self.detach_later(message_id, listener)
+
+
+class Emitter:
+    """Numbers the events of one answer and hands each to the readers attached in this worker
+    at once. The Redis log (for readers resuming anywhere) is written behind, in batches at
+    most every `flush_s`, so the answer never waits on it. The last event is handed on only
+    once the whole log is written, so a reader who saw the end finds all of it in the log."""
+
+    def __init__(
+        self, readers: LocalReaders, events: EventLog, message_id: UUID, *, flush_s: float
+    ) -> None:
+        self.readers, self.events, self.message_id = readers, events, message_id
+        self.flush_s = flush_s
+        self.last_id = 0
+        self._unwritten: list[Event] = []
+        self._writer: asyncio.Task | None = None
+        self._flush_now = asyncio.Event()
+
+    async def emit(self, name: str, data: dict) -> None:
+        self.last_id += 1
+        event = Event(self.last_id, name, data)
+        self._unwritten.append(event)
+        if event.terminal:
+            self._flush_now.set()
+            try:
+                if self._writer is not None and not self._writer.done():
+                    await self._writer  # it writes what is left, this event included
+                else:
+                    await self._write()
+            finally:  # a cancelled write must not leave the readers here without the end
+                self.readers.publish(self.message_id, event)
+            return
+        self.readers.publish(self.message_id, event)
+        if self._writer is None or self._writer.done():
+            # The first event goes out at once, later ones gather for up to flush_s.
+            delay = 0.0 if event.id == 1 else self.flush_s
+            self._writer = asyncio.create_task(self._write(delay))
+
+    async def _write(self, delay: float = 0.0) -> None:
+        if delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), delay)
+        while self._unwritten:
+            batch, self._unwritten = self._unwritten, []
+            try:
+                await self.events.append(self.message_id, batch)
+            except Exception as exc:  # the live answer goes on; only a resume would miss it
+                log.warning(
+                    "chat.log_append_failed", error_type=type(exc).__name__, events=len(batch)
+                )

@@ -8,6 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lectern_common.contracts import SearchResult
+
 MODEL = "extractive"
 NOTE = (
     "Offline mode: no language model is configured, so this answer quotes the passages "
@@ -55,17 +57,17 @@ def sentences(passage: str) -> list[str]:
 
 
 def answer(
-    question: str, results: Sequence[dict], *, min_score: float, max_sentences: int
+    question: str, results: Sequence[SearchResult], *, min_score: float, max_sentences: int
 ) -> Extract:
     """Pick up to `max_sentences` sentences sharing the most content words with the question,
     keep them in source order, and cite each with its source number."""
     wanted = content_words(question)
-    best_score = max((float(r.get("score") or 0.0) for r in results), default=None)
+    best_score = max((r.score for r in results), default=None)
     if not wanted or best_score is None or best_score < min_score:
         return Extract(f"{NOTE}\n\n{NOT_COVERED}", covered=False)
     ranked = []
     for n, result in enumerate(results, start=1):
-        for position, sentence in enumerate(sentences(result.get("text", ""))):
+        for position, sentence in enumerate(sentences(result.text)):
             overlap = len(wanted & content_words(sentence))
             if overlap:
                 ranked.append((-overlap, n, position, sentence))

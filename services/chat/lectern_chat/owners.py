@@ -23,10 +23,6 @@ class Owner:
     key: str
     user_id: str | None = None
 
-    @property
-    def signed_in(self) -> bool:
-        return self.user_id is not None
-
 
 def reader_owner(user_id: str) -> Owner:
     return Owner(key=f"user:{user_id}", user_id=user_id)

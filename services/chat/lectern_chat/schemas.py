@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ChapterId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,199}$")]
+from lectern_common.contracts import ChapterId
+
 Mode = Literal["book", "selection"]
 Status = Literal["streaming", "complete", "interrupted", "failed"]
 
@@ -110,7 +111,3 @@ class FeedbackOut(BaseModel):
 
 class ClaimOut(BaseModel):
     claimed: int
-
-
-class DeletedOut(BaseModel):
-    deleted: int

@@ -5,25 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 
 from lectern_chat.events import EventLog
-from lectern_chat.orchestrator import Orchestrator
+from lectern_chat.lifetimes import Answers
 from lectern_chat.settings import ChatSettings
-from lectern_common.gemini import Gemini
+from lectern_chat.slots import StreamSlots
 from lectern_common.http import InternalClient
-from lectern_common.stores import Stores
 
 
 @dataclass
 class ChatState:
     settings: ChatSettings
-    stores: Stores
+    pool: asyncpg.Pool
+    # The one Redis client: the event logs and the stream slots.
+    redis: Redis
     retrieval: InternalClient
     profile: InternalClient
-    gemini: Gemini | None
     events: EventLog
-    orchestrator: Orchestrator
+    slots: StreamSlots
+    answers: Answers
 
 
 async def chat_state(request: Request) -> ChatState:

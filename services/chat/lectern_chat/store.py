@@ -185,7 +185,7 @@ async def finish_message(
 
 async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
     """Mark answers still `streaming` after `older_than_s` as failed (`stream_lost`): no answer
-    runs that long (the orchestrator stops it), so their worker died before storing them."""
+    runs that long (lifetimes.py stops it), so their worker died before storing them."""
     result = await pool.execute(
         "UPDATE messages SET status = 'failed', finish_reason = 'stream_lost',"
         " error = $2, completed_at = now()"

@@ -1,0 +1,296 @@
+"""The steps of one answer: rewrite a follow-up, retrieve and fetch the profile concurrently,
+send the sources, stream the model (or the extractive answerer), then store the outcome and
+send the last event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Histogram
+
+from lectern_chat import extractive, prompt, store, upstream
+from lectern_chat.events import Emitter
+from lectern_chat.owners import Owner
+from lectern_chat.settings import ChatSettings
+from lectern_chat.store import Turn
+from lectern_common.contracts import MAX_QUERY_CHARS, ReaderProfile, SearchRequest, SearchResult
+from lectern_common.gemini import Gemini, LLMError, Usage
+from lectern_common.http import InternalClient
+
+log = structlog.get_logger()
+
+ANSWERS = Counter("lectern_chat_answers_total", "Answers by outcome", ["status", "model"])
+TIME_TO_SOURCES = Histogram(
+    "lectern_chat_time_to_sources_seconds",
+    "From the question to the sources event",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "lectern_chat_time_to_first_token_seconds",
+    "From the question to the first answer text",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One question to answer, as checked and stored when it was asked."""
+
+    turn: Turn
+    owner: Owner
+    question: str
+    top_k: int
+    history: list[tuple[str, str]]
+    started: float
+
+
+@dataclass
+class Outcome:
+    """What the answer became; stored when it ends, however it ends."""
+
+    content: str = ""
+    status: str = "complete"
+    finish_reason: str | None = None
+    query: str | None = None
+    results: list[SearchResult] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    citations: list[int] = field(default_factory=list)
+    error: dict | None = None
+    timings: dict = field(default_factory=dict)
+    usage: dict = field(default_factory=dict)
+    model: str | None = None
+    note: str | None = None
+
+    def fail(self, code: str, message: str, *, retryable: bool, status: str = "failed") -> None:
+        self.status, self.finish_reason = status, code
+        self.error = {"code": code, "message": message, "retryable": retryable}
+
+
+def since_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def numbered_sources(results: list[SearchResult], snippet_chars: int) -> list[dict]:
+    """The sources as the reader sees them (the `sources` event) and as they are stored."""
+    return [
+        {
+            "n": n,
+            "chapter_id": r.chapter_id,
+            "title": r.title,
+            "section": r.section,
+            "url": r.url,
+            "source_path": r.source_path,
+            "score": round(r.score, 4),
+            "snippet": " ".join(r.text.split())[:snippet_chars],
+        }
+        for n, r in enumerate(results, start=1)
+    ]
+
+
+def last_event(outcome: Outcome, message_id: UUID) -> tuple[str, dict]:
+    """`done` with what the reader needs to show the answer, or `error`."""
+    if outcome.status == "complete":
+        done = {
+            "message_id": str(message_id),
+            "finish_reason": outcome.finish_reason,
+            "citations": outcome.citations,
+            "usage": outcome.usage,
+            "timings_ms": outcome.timings,
+            "model": outcome.model,
+        }
+        if outcome.note:
+            done["note"] = outcome.note
+        return "done", done
+    return "error", outcome.error or {}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: ChatSettings,
+        pool: asyncpg.Pool,
+        retrieval: InternalClient,
+        profile: InternalClient,
+        gemini: Gemini | None,
+    ) -> None:
+        self.settings, self.pool, self.gemini = settings, pool, gemini
+        self.retrieval, self.profile = retrieval, profile
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.gemini_model if self.gemini else extractive.MODEL
+
+    async def answer(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        """Every event up to the last one, the answer's text and sources put in `outcome`."""
+        turn = job.turn
+        await out.emit(
+            "meta",
+            {
+                "conversation_id": str(turn.conversation_id),
+                "message_id": str(turn.assistant_message_id),
+                "mode": turn.mode,
+            },
+        )
+        outcome.query = await self._standalone_query(job)
+        profile_task = asyncio.create_task(
+            upstream.reader_profile(
+                self.profile, job.owner.user_id, timeout_s=self.settings.profile_timeout_s
+            )
+        )
+        retrieval_started = time.perf_counter()
+        try:
+            outcome.results = await upstream.search(
+                self.retrieval,
+                self._search_request(job, outcome.query),
+                timeout_s=self.settings.retrieval_timeout_s,
+            )
+        except upstream.RetrievalFailed:
+            profile_task.cancel()
+            outcome.timings["retrieval"] = since_ms(retrieval_started)
+            outcome.fail(
+                "retrieval_unavailable",
+                "the book search is unavailable right now; try again shortly",
+                retryable=True,
+            )
+            return
+        outcome.timings["retrieval"] = since_ms(retrieval_started)
+        outcome.sources = numbered_sources(outcome.results, self.settings.snippet_chars)
+        await out.emit("sources", {"sources": outcome.sources})
+        TIME_TO_SOURCES.observe(time.perf_counter() - job.started)
+        reader_profile = await profile_task
+        if self.gemini is None:
+            await self._extract(job, out, outcome)
+        else:
+            await self._generate(self.gemini, job, out, outcome, reader_profile)
+
+    async def _standalone_query(self, job: Job) -> str:
+        """A follow-up rewritten with the history into a query that stands alone."""
+        if not job.history:
+            return job.question
+        if self.gemini is None:
+            # No model: the previous question carries the context the follow-up refers to.
+            last_question = next(
+                (text for role, text in reversed(job.history) if role == "user"), ""
+            )
+            return f"{last_question} {job.question}".strip()[:1000]
+        message = prompt.rewrite_message(
+            history=job.history, question=job.question, history_chars=self.settings.history_chars
+        )
+        try:
+            text = await asyncio.wait_for(
+                self.gemini.generate(message, system=prompt.REWRITE_SYSTEM, max_tokens=128),
+                self.settings.rewrite_timeout_s,
+            )
+        except (LLMError, TimeoutError) as exc:
+            log.warning("chat.rewrite_failed", error_type=type(exc).__name__)
+            return job.question
+        return prompt.cleaned_query(text) or job.question
+
+    @staticmethod
+    def _search_request(job: Job, query: str) -> SearchRequest:
+        """The query, with the start of the selected passage when there is one."""
+        selected = job.turn.selected_text
+        text = f"{query}\n{selected[:800]}" if selected else query
+        return SearchRequest(
+            query=text[:MAX_QUERY_CHARS], top_k=job.top_k, chapter_id=job.turn.chapter_id
+        )
+
+    async def _generate(
+        self,
+        gemini: Gemini,
+        job: Job,
+        out: Emitter,
+        outcome: Outcome,
+        reader_profile: ReaderProfile | None,
+    ) -> None:
+        system = prompt.system_instruction(
+            profile=reader_profile, selection=job.turn.selected_text is not None
+        )
+        contents = prompt.contents(
+            history=job.history,
+            question=job.question,
+            results=outcome.results,
+            selected_text=job.turn.selected_text,
+            history_chars=self.settings.history_chars,
+        )
+        usage = Usage()
+        try:
+            async for text in gemini.stream(contents, system=system, usage=usage):
+                if not outcome.content:
+                    outcome.timings["first_token"] = since_ms(job.started)
+                    TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - job.started)
+                outcome.content += text
+                await out.emit("token", {"text": text})
+        except LLMError as exc:
+            outcome.fail(exc.code, exc.message, retryable=exc.retryable)
+        finally:
+            outcome.usage = usage.as_dict()
+        if outcome.status == "complete":
+            outcome.finish_reason = "stop"
+            outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
+
+    async def _extract(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        question = " ".join(filter(None, (outcome.query, job.turn.selected_text)))
+        result = extractive.answer(
+            question,
+            outcome.results,
+            min_score=self.settings.extractive_min_score,
+            max_sentences=self.settings.extractive_max_sentences,
+        )
+        for piece in extractive.pieces(result.text):
+            if not outcome.content:
+                outcome.timings["first_token"] = since_ms(job.started)
+            outcome.content += piece
+            await out.emit("token", {"text": piece})
+        outcome.finish_reason = "extractive" if result.covered else "not_covered"
+        outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
+        outcome.usage = Usage().as_dict()
+        outcome.note = extractive.NOTE
+
+    async def finish(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        """Store the answer first (a reader who sees `done` and reloads finds it), then send
+        the last event."""
+        outcome.timings["total"] = since_ms(job.started)
+        outcome.timings.setdefault("first_token", None)
+        outcome.timings.setdefault("retrieval", None)
+        message_id = job.turn.assistant_message_id
+        try:
+            await store.finish_message(
+                self.pool,
+                message_id,
+                content=outcome.content,
+                status=outcome.status,
+                finish_reason=outcome.finish_reason,
+                query=outcome.query,
+                sources=outcome.sources,
+                citations=outcome.citations,
+                error=outcome.error,
+                timings=outcome.timings,
+                usage=outcome.usage,
+                model=outcome.model,
+            )
+        except Exception as exc:
+            log.exception("chat.store_failed", error_type=type(exc).__name__)
+            if outcome.status == "complete":
+                outcome.fail("storage_failed", "the answer could not be saved", retryable=True)
+        ANSWERS.labels(outcome.status, outcome.model or "").inc()
+        # `timings` is one field: a key like first_token_ms would be redacted as a secret.
+        log.info(
+            "chat.answer_done",
+            status=outcome.status,
+            finish_reason=outcome.finish_reason,
+            sources=len(outcome.sources),
+            citations=outcome.citations,
+            chars=len(outcome.content),
+            timings=outcome.timings,
+        )
+        try:
+            await out.emit(*last_event(outcome, message_id))
+        except Exception as exc:  # listeners end on their idle limit
+            log.exception("chat.emit_failed", error_type=type(exc).__name__)
