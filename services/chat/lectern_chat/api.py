@@ -166,7 +166,7 @@ async def list_conversations(
     return ConversationList(conversations=[ConversationSummary(**dict(r)) for r in rows])
 
 
-def message_out(row) -> MessageOut:
+def message_out(row: Record) -> MessageOut:
     data = dict(row)
     data["timings_ms"] = data.pop("timings")
     data["citations"] = list(data["citations"])
@@ -186,7 +186,9 @@ async def get_conversation(
 @router.delete("/conversations/{conversation_id}", status_code=204)
 async def delete_conversation(conversation_id: UUID, state: State, owner: MaybeOwner) -> Response:
     """Delete a conversation, its messages and their replay logs."""
-    message_ids = owner and await store.delete_conversation(state.pool, conversation_id, owner.key)
+    if owner is None:
+        raise NotFound("conversation")
+    message_ids = await store.delete_conversation(state.pool, conversation_id, owner.key)
     if message_ids is None:
         raise NotFound("conversation")
     await state.events.forget(message_ids)

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 import orjson
@@ -155,7 +156,11 @@ class EventLog:
         self, message_id: UUID, after: int, *, block_ms: int = BLOCK_MS
     ) -> list[Event]:
         key = self._events_key(message_id)
-        reply = await self.redis.xread({key: f"0-{after}"}, count=200, block=block_ms)
+        # Stream entries as the client returns them without decoding: (key, [(id, fields)]).
+        reply = cast(
+            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+            await self.redis.xread({key: f"0-{after}"}, count=200, block=block_ms),
+        )
         events = []
         for _, entries in reply or []:
             for entry_id, fields in entries:

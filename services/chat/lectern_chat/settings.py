@@ -1,4 +1,4 @@
-"""Chat orchestrator settings (own fields prefixed CHAT_)."""
+"""Chat service settings (own fields prefixed CHAT_)."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ class ChatSettings(UpstreamSettings):
     stream_max_s: int = Field(600, ge=10)
     sweep_interval_s: float = Field(60.0, gt=0.0)
     max_open_streams: int = 3
-    # The event log's own Redis pool: callers wait for a free connection (up to the socket
-    # timeout) instead of failing when many answers stream at once.
+    # The Redis pool (event log and stream slots): callers wait for a free connection (up to the
+    # socket timeout) instead of failing when many answers stream at once.
     redis_max_connections: int = 256
     max_body_bytes: int = 131072
 
