@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lectern_dev.evaluate import Report, evaluate, format_report, http_search, load_gold
+from lectern_dev.evaluate import Found, Report, evaluate, format_report, http_search, load_gold
 from lectern_dev.harness.books import ingest_folder
 from lectern_dev.harness.database import run_sql
 from lectern_dev.stack import Stack
@@ -51,7 +51,7 @@ class PlainBM25:
     def words(text: str) -> list[str]:
         return re.findall(r"[a-z0-9_]+", text.lower())
 
-    def search(self, query: str) -> list[dict]:
+    def search(self, query: str) -> Found:
         terms = [w for w in set(self.words(query)) if w in self.idf]
         scores = []
         for i, doc in enumerate(self.docs):
@@ -59,7 +59,7 @@ class PlainBM25:
             score = sum(self.idf[w] * doc[w] * 2.2 / (doc[w] + norm) for w in terms if w in doc)
             if score:
                 scores.append((score, i))
-        return [self.rows[i] for _, i in sorted(scores, reverse=True)[:10]]
+        return Found([self.rows[i] for _, i in sorted(scores, reverse=True)[:10]])
 
 
 @pytest.fixture(scope="module")

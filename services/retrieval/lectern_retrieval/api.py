@@ -1,4 +1,4 @@
-"""HTTP routes of the retrieval service: search, chapters and the admin ingest."""
+"""HTTP routes of the retrieval service: search, chapters, the admin ingest and search."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ async def internal_search(body: SearchRequest, state: State) -> dict:
         body.query, top_k=body.top_k, chapter_id=body.chapter_id, mode=body.mode
     )
     return {"results": results}
+
+
+@router.post("/api/admin/search", response_model=SearchResponse, dependencies=[Admin])
+async def admin_search(body: SearchRequest, state: State) -> dict:
+    """The internal search for the book's operators: one leg alone (`mode`), for `lectern eval`
+    to score the BM25, dense and hybrid baselines on the same index."""
+    return await internal_search(body, state)
 
 
 @router.get("/api/chapters", response_model=ChaptersResponse)

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--json", action="store_true", help="also print the summary as JSON")
     ing.set_defaults(func=cmd_ingest)
 
-    ev = sub.add_parser("eval", help="score search against a gold question file")
+    ev = sub.add_parser("eval", help="score search on the gold question sets")
     ev.add_argument(
         "--gold",
         default=str(evaluate.DEFAULT_GOLD),
@@ -158,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         default=os.environ.get("LECTERN_URL", "http://127.0.0.1:8080"),
         help="the gateway (default http://127.0.0.1:8080 or $LECTERN_URL)",
+    )
+    ev.add_argument(
+        "--questions-dir",
+        default=str(evaluate.QUESTIONS_DIR),
+        help="our own questions, split into tuning and held-out halves (default eval/questions)",
+    )
+    ev.add_argument(
+        "--admin-token",
+        default=os.environ.get("ADMIN_TOKEN"),
+        help="the admin credential: also score the BM25, dense and hybrid legs ($ADMIN_TOKEN)",
     )
     ev.add_argument("--top-k", type=int, default=10)
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
