@@ -33,39 +33,38 @@ def test_ready_lists_exactly_what_the_service_uses(stack: Stack, service: str):
 
 
 STRONG = "s" * 40
+# Production mode, read from the environment as a deployment sets it (the run's own store URLs
+# are removed first, so they cannot satisfy the settings under test).
 PRODUCTION = {
-    "env": "production",
-    "database_url": "postgresql://lectern@db.internal:5432/lectern",
-    "internal_token": STRONG,
-    "gemini_api_key": "",
+    "LECTERN_ENV": "production",
+    "DATABASE_URL": "postgresql://lectern@db.internal:5432/lectern",
+    "INTERNAL_TOKEN": STRONG,
+    "ADMIN_TOKEN": STRONG,
+    "BETTER_AUTH_SECRET": STRONG,
+    "EMBEDDINGS_PROVIDER": "local",
 }
 
 
 @pytest.fixture
-def no_redis_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test run's own REDIS_URL must not satisfy the settings under test."""
-    monkeypatch.delenv("REDIS_URL", raising=False)
+def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("REDIS_URL", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
 
 
-@pytest.mark.usefixtures("no_redis_env")
-@pytest.mark.parametrize(
-    ("settings_class", "own"),
-    [
-        (RetrievalSettings, {"admin_token": STRONG, "embeddings_provider": "local"}),
-        (ProfileSettings, {"better_auth_secret": STRONG}),
-    ],
-    ids=["retrieval", "profile"],
-)
+@pytest.mark.parametrize("settings_class", [RetrievalSettings, ProfileSettings])
 def test_services_without_redis_start_in_production_without_redis_url(
-    settings_class: type[BaseSettings], own: dict
-):
-    settings = settings_class(**PRODUCTION, **own)
+    production: pytest.MonkeyPatch, settings_class: type[BaseSettings]
+) -> None:
+    settings = settings_class()
+    assert settings.production
     assert settings.redis_url is None
-    assert not settings.uses_redis
 
 
-@pytest.mark.usefixtures("no_redis_env")
-def test_summary_needs_redis_url_in_production():
+def test_summary_needs_redis_url_in_production(production: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="REDIS_URL"):
-        SummarySettings(**PRODUCTION)
-    assert SummarySettings(**PRODUCTION, redis_url="redis://cache.internal:6379/0").uses_redis
+        SummarySettings()
+    production.setenv("REDIS_URL", "redis://cache.internal:6379/0")
+    assert SummarySettings().production

@@ -4,7 +4,7 @@ address); the sample book ingested once; a client on the gateway and one on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from lectern_dev.harness.books import ingest_book
-from lectern_dev.harness.services import routed
+from lectern_dev.harness.services import fake_gemini_client, gateway_client, routed
 from lectern_dev.stack import Stack
 
 
@@ -74,8 +74,24 @@ def book(chat_stack: Stack) -> dict:
 
 @pytest.fixture(scope="session")
 def stack(chat_stack: Stack) -> Stack:
-    """Here the shared fixtures (`gateway`, `fake_gemini`) are on the chat stack."""
+    """Here the shared fixtures' names (`stack`, `gateway`, `fake_gemini`) are the chat stack's.
+    Each is defined again in this folder: a session fixture of the root conftest keeps the
+    value it was first made with, so overriding `stack` alone would hand the chat tests the
+    main stack's gateway whenever another folder's tests ran first."""
     return chat_stack
+
+
+@pytest.fixture(scope="session")
+def gateway(chat_stack: Stack) -> Iterator[httpx.Client]:
+    with gateway_client(chat_stack) as client:
+        yield client
+
+
+@pytest.fixture
+def fake_gemini(chat_stack: Stack) -> Iterator[httpx.Client]:
+    """Control the chat stack's fake Gemini; reset around each test."""
+    with fake_gemini_client(chat_stack) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

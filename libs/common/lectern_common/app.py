@@ -1,10 +1,11 @@
-"""Wires the shared pieces into a service's FastAPI app (the service keeps its own factory)."""
+"""Wires the shared pieces into a service's FastAPI app (the service keeps its own factory):
+the lifespan that opens the service's state on one exit stack, health, errors, middleware."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
@@ -15,17 +16,33 @@ from lectern_common.logging import configure_logging
 from lectern_common.middleware import RequestContextMiddleware
 from lectern_common.settings import ServiceSettings
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+class ServiceState(Protocol):
+    """What a service's lifespan opens and its routes use; it names its own dependencies."""
+
+    def checks(self) -> dict[str, Check]: ...
+
+
+# Opens the state, entering everything it opens on the stack: closed in reverse order at
+# shutdown, and also when a later step of the opening fails.
+OpenState = Callable[[AsyncExitStack], Awaitable[ServiceState]]
 
 
 def build_app(
-    settings: ServiceSettings,
-    *,
-    title: str,
-    lifespan: Lifespan,
-    checks: Callable[[Request], dict[str, Check]],
-    version: str = "0.1.0",
+    settings: ServiceSettings, *, title: str, open_state: OpenState, version: str = "0.1.0"
 ) -> FastAPI:
+    """The service's app; its state is `request.state.<service_name>`."""
+    key = settings.service_name
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
+        async with AsyncExitStack() as stack:
+            yield {key: await open_state(stack)}
+
+    def checks(request: Request) -> dict[str, Check]:
+        state: ServiceState = getattr(request.state, key)
+        return state.checks()
+
     configure_logging(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )

@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -250,3 +251,17 @@ class Gemini:
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()
+
+
+@asynccontextmanager
+async def open_gemini(config: GeminiConfig | None) -> AsyncIterator[Gemini | None]:
+    """The model client for a lifespan, or None without a config (no API key: the service's
+    offline answerer is used)."""
+    if config is None:
+        yield None
+        return
+    gemini = Gemini(config)
+    try:
+        yield gemini
+    finally:
+        await gemini.aclose()

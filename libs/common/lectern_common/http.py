@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from multidict import CIMultiDictProxy
 
 from lectern_common.context import current_request_id
 from lectern_common.errors import ApiError
+from lectern_common.settings import ServiceSettings
 
 log = structlog.get_logger()
 
@@ -147,3 +150,20 @@ class InternalClient:
 
 def _backoff(attempt: int) -> float:
     return min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+@asynccontextmanager
+async def open_internal_client(
+    settings: ServiceSettings, *, name: str, base_url: str, timeout_s: float | None = None
+) -> AsyncIterator[InternalClient]:
+    """An internal client for a lifespan, with the service's internal token and timeout."""
+    client = InternalClient(
+        name=name,
+        base_url=base_url,
+        token=settings.internal_token.get_secret_value(),
+        timeout_s=settings.http_timeout_s if timeout_s is None else timeout_s,
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +14,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from lectern_common import db
 from lectern_common.health import Check
-from lectern_common.redis import Keys, create_redis
+from lectern_common.http import InternalClient
+from lectern_common.redis import create_redis
 from lectern_common.settings import ServiceSettings
 
 
@@ -77,25 +77,13 @@ def redis_check(redis: Redis) -> Check:
     return redis.ping
 
 
-# ---- kept until every service has moved to the functions above ------------------------------
-@dataclass
-class Stores:
-    pool: asyncpg.Pool
-    redis: Redis
-    keys: Keys
-
-    def checks(self) -> dict[str, Check]:
-        return {"postgres": postgres_check(self.pool), "redis": redis_check(self.redis)}
-
-
-@asynccontextmanager
-async def open_stores(
-    settings: ServiceSettings, *, schema: str, migrations: Path, extra_search_path: str = ""
-) -> AsyncIterator[Stores]:
-    async with (
-        open_postgres(
-            settings, schema=schema, migrations=migrations, extra_search_path=extra_search_path
-        ) as pool,
-        open_redis(settings) as redis,
-    ):
-        yield Stores(pool=pool, redis=redis, keys=Keys(settings.redis_prefix))
+def dependency_checks(
+    *, pool: asyncpg.Pool, redis: Redis | None = None, clients: tuple[InternalClient, ...] = ()
+) -> dict[str, Check]:
+    """What `/ready` checks: exactly the stores and services this service opened."""
+    checks = {"postgres": postgres_check(pool)}
+    if redis is not None:
+        checks["redis"] = redis_check(redis)
+    for client in clients:
+        checks[client.name] = client.ping
+    return checks

@@ -13,7 +13,9 @@ from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
+from lectern_common.health import Check
 from lectern_common.http import InternalClient
+from lectern_common.stores import dependency_checks
 
 
 @dataclass
@@ -27,6 +29,11 @@ class ChatState:
     events: EventLog
     slots: StreamSlots
     answers: Answers
+
+    def checks(self) -> dict[str, Check]:
+        return dependency_checks(
+            pool=self.pool, redis=self.redis, clients=(self.retrieval, self.profile)
+        )
 
 
 async def chat_state(request: Request) -> ChatState:

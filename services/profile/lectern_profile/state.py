@@ -8,7 +8,9 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from lectern_common.health import Check
 from lectern_common.http import InternalClient
+from lectern_common.stores import dependency_checks
 from lectern_profile.settings import ProfileSettings
 from lectern_profile.verification import Verifier
 
@@ -19,6 +21,11 @@ class ProfileState:
     pool: asyncpg.Pool
     chat: InternalClient
     verifier: Verifier
+
+    def checks(self) -> dict[str, Check]:
+        # Only Postgres: forwardAuth reads sessions there on every request. The JWKS is fetched
+        # once and cached, and chat is called only when a reader deletes their profile.
+        return dependency_checks(pool=self.pool)
 
 
 async def profile_state(request: Request) -> ProfileState:

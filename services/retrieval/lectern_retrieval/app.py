@@ -6,17 +6,15 @@ folder, so a second process could not open it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from lectern_common.app import build_app
-from lectern_common.health import Check
-from lectern_common.stores import open_postgres, postgres_check
+from lectern_common.stores import open_postgres
 from lectern_common.tasks import BackgroundTasks
 from lectern_retrieval import store
 from lectern_retrieval.api import router
@@ -46,49 +44,43 @@ async def _reconcile(pool: asyncpg.Pool, vectors: VectorStore) -> None:
 def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     settings = settings or RetrievalSettings()
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict]:
-        async with AsyncExitStack() as stack:
-            embedder = create_embedder(settings)
-            stack.push_async_callback(embedder.aclose)
-            vectors = VectorStore(
-                settings,
-                model=embedder.name,
-                dimension=embedder.dimension,
-                passages=embedder.passage_scheme,
-            )
-            stack.push_async_callback(vectors.close)
-            await vectors.open()
-            pool = await stack.enter_async_context(
-                open_postgres(settings, schema="retrieval", migrations=MIGRATIONS)
-            )
-            await _reconcile(pool, vectors)
-            background = BackgroundTasks("retrieval.ingest")
-            # Registered last, so it runs first: ingests finish before the stores close.
-            stack.push_async_callback(background.drain, timeout_s=INGEST_SHUTDOWN_WAIT_S)
-            state = RetrievalState(
-                settings=settings,
-                pool=pool,
-                embedder=embedder,
-                vectors=vectors,
-                searcher=Searcher(
-                    pool, vectors, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates
-                ),
-                ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
-                background=background,
-            )
-            log.info(
-                "retrieval.ready",
-                embeddings=embedder.name,
-                dimension=embedder.dimension,
-                qdrant="server" if settings.qdrant_url else "local",
-            )
-            yield {"retrieval": state}
+    async def open_state(stack: AsyncExitStack) -> RetrievalState:
+        embedder = create_embedder(settings)
+        stack.push_async_callback(embedder.aclose)
+        vectors = VectorStore(
+            settings,
+            model=embedder.name,
+            dimension=embedder.dimension,
+            passages=embedder.passage_scheme,
+        )
+        stack.push_async_callback(vectors.close)
+        await vectors.open()
+        pool = await stack.enter_async_context(
+            open_postgres(settings, schema="retrieval", migrations=MIGRATIONS)
+        )
+        await _reconcile(pool, vectors)
+        background = BackgroundTasks("retrieval.ingest")
+        # Registered last, so it runs first: ingests finish before the stores close.
+        stack.push_async_callback(background.drain, timeout_s=INGEST_SHUTDOWN_WAIT_S)
+        state = RetrievalState(
+            settings=settings,
+            pool=pool,
+            embedder=embedder,
+            vectors=vectors,
+            searcher=Searcher(
+                pool, vectors, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates
+            ),
+            ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
+            background=background,
+        )
+        log.info(
+            "retrieval.ready",
+            embeddings=embedder.name,
+            dimension=embedder.dimension,
+            qdrant="server" if settings.qdrant_url else "local",
+        )
+        return state
 
-    def checks(request: Request) -> dict[str, Check]:
-        state: RetrievalState = request.state.retrieval
-        return {"postgres": postgres_check(state.pool), "qdrant": state.vectors.count}
-
-    app = build_app(settings, title="Lectern retrieval", lifespan=lifespan, checks=checks)
+    app = build_app(settings, title="Lectern retrieval", open_state=open_state)
     app.include_router(router)
     return app

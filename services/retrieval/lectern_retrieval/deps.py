@@ -10,6 +10,8 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from lectern_common.errors import ApiError
+from lectern_common.health import Check
+from lectern_common.stores import dependency_checks
 from lectern_common.tasks import BackgroundTasks
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.ingest import Ingestor
@@ -28,6 +30,9 @@ class RetrievalState:
     ingestor: Ingestor
     # Ingests that outlive the request that started them (a streamed ingest whose client left).
     background: BackgroundTasks
+
+    def checks(self) -> dict[str, Check]:
+        return {**dependency_checks(pool=self.pool), "qdrant": self.vectors.count}
 
 
 async def retrieval_state(request: Request) -> RetrievalState:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from lectern_common.health import Check
 from lectern_common.http import InternalClient
+from lectern_common.stores import dependency_checks
 from lectern_common.tasks import BackgroundTasks
 from lectern_summary.generation import Generator
 from lectern_summary.settings import SummarySettings
@@ -24,3 +26,8 @@ class SummaryState:
     generator: Generator
     # Streamed generations, which outlive a reader who leaves.
     background: BackgroundTasks
+
+    def checks(self) -> dict[str, Check]:
+        return dependency_checks(
+            pool=self.pool, redis=self.redis, clients=(self.retrieval, self.profile)
+        )
