@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -11,6 +11,7 @@ from fastapi.responses import ORJSONResponse
 
 from lectern_common.errors import install_error_handlers
 from lectern_common.health import Check, health_router
+from lectern_common.limits import BodyLimitMiddleware
 from lectern_common.logging import configure_logging
 from lectern_common.middleware import RequestContextMiddleware
 from lectern_common.settings import ServiceSettings
@@ -25,7 +26,10 @@ def build_app(
     lifespan: Lifespan,
     checks: Callable[[Request], dict[str, Check]],
     version: str = "0.1.0",
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """The app with the error envelope, /health and /ready, and the shared middleware; every
+    body is capped at `settings.max_body_bytes`, the paths in `larger_bodies` at their own."""
     configure_logging(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )
@@ -35,6 +39,9 @@ def build_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
+    # Added first, so it runs inside the request context: a refused body gets the request id
+    # and only a request with the internal token is answered at all.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=larger_bodies)
     app.add_middleware(
         RequestContextMiddleware,
         service=settings.service_name,

@@ -8,13 +8,11 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from starlette.middleware import Middleware
 
 from lectern_chat import pages
 from lectern_chat.api import internal_router, router
 from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers, sweep_forever
-from lectern_chat.limits import BodyLimitMiddleware
 from lectern_chat.pipeline import Pipeline
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
@@ -107,8 +105,6 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         }
 
     app = build_app(settings, title="Lectern chat", lifespan=lifespan, checks=checks)
-    # Innermost, so a refused body still gets the request id and the internal-token check.
-    app.user_middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
     app.include_router(router)
     app.include_router(internal_router)
     pages.mount_reader_page(app, settings.web_dir)

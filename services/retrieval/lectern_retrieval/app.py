@@ -89,6 +89,13 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         state: RetrievalState = request.state.retrieval
         return {"postgres": postgres_check(state.pool), "qdrant": state.vectors.count}
 
-    app = build_app(settings, title="Lectern retrieval", lifespan=lifespan, checks=checks)
+    app = build_app(
+        settings,
+        title="Lectern retrieval",
+        lifespan=lifespan,
+        checks=checks,
+        # A whole book in one upload; every other body is a small JSON document.
+        larger_bodies={"/api/admin/ingest": settings.max_upload_bytes},
+    )
     app.include_router(router)
     return app
