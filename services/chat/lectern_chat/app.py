@@ -17,6 +17,7 @@ from lectern_chat.pipeline import Pipeline
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
 from lectern_chat.state import ChatState
+from lectern_chat.upstream import KnownChapters
 from lectern_common.app import build_app
 from lectern_common.gemini import Gemini
 from lectern_common.health import Check
@@ -28,6 +29,9 @@ from lectern_common.tasks import BackgroundTasks
 MIGRATIONS = Path(__file__).parent / "migrations"
 # At shutdown the running answers are cancelled and get this long to store what they have.
 SHUTDOWN_S = 10.0
+# The chapter ids a question may name: a new chapter is seen within a second of its ingest,
+# a question about an unknown one waits at most this long for retrieval to say so.
+CHAPTERS_TTL_S, CHAPTERS_RECHECK_S, CHAPTERS_TIMEOUT_S = 30.0, 1.0, 2.0
 
 
 def gemini_client(settings: ChatSettings) -> Gemini | None:
@@ -92,6 +96,12 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
                     events=events,
                     slots=slots,
                     answers=answers,
+                    chapters=KnownChapters(
+                        retrieval,
+                        ttl_s=CHAPTERS_TTL_S,
+                        recheck_s=CHAPTERS_RECHECK_S,
+                        timeout_s=min(CHAPTERS_TIMEOUT_S, settings.retrieval_timeout_s),
+                    ),
                 )
             }
 

@@ -13,6 +13,7 @@ from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
+from lectern_chat.upstream import KnownChapters
 from lectern_common.http import InternalClient
 
 
@@ -27,6 +28,7 @@ class ChatState:
     events: EventLog
     slots: StreamSlots
     answers: Answers
+    chapters: KnownChapters
 
 
 async def chat_state(request: Request) -> ChatState:
