@@ -1,7 +1,9 @@
 // Lectern's identity server: Better Auth (email + password, sessions, EdDSA JWTs + JWKS) on Node.
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 
 import { betterAuth } from "better-auth";
+import { APIError, createAuthMiddleware } from "better-auth/api";
 import { getMigrations } from "better-auth/db/migration";
 import { toNodeHandler } from "better-auth/node";
 import { bearer, jwt } from "better-auth/plugins";
@@ -14,6 +16,16 @@ const WEAK_SECRETS = new Set(["", "changeme", "change-me", "secret", "admin", "p
   "test", "better-auth-secret-123456789"]);
 // Any fixed key works: only the auth server takes this lock, around its own migrations.
 const MIGRATION_LOCK = 7_151_203_517;
+// Methods that change nothing: Better Auth's origin (CSRF) check skips them, and so does ours.
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+// A request id as the Python services accept one (lectern_common.middleware).
+const SAFE_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+// The user fields a client sets (sign-up, update-user), with their longest accepted value.
+const USER_FIELDS = { name: 100, email: 254, image: 2048 };
+// What the stores accept and a reader can be shown, as lectern_common.contracts.storable_text:
+// no control characters (tab and newlines aside) and no bidirectional overrides or isolates.
+// Unpaired surrogates are refused by isWellFormed().
+const NOT_STORABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 /** One JSON line per event, like the Python services' structlog output; never secrets. */
 function log(level, event, fields = {}) {
@@ -92,6 +104,36 @@ async function migrate(pool, auth) {
   }
 }
 
+/** The first user field of `body` that is not acceptable, as [field, reason], or null. */
+function badUserField(body) {
+  for (const [field, maxLength] of Object.entries(USER_FIELDS)) {
+    const value = body?.[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "string") return [field, "must be a string"];
+    if (value.length > maxLength) return [field, `must be at most ${maxLength} characters`];
+    if (!value.isWellFormed() || NOT_STORABLE.test(value)) {
+      return [field, "must not contain control or bidirectional-override characters"];
+    }
+  }
+  if (typeof body?.name === "string" && !body.name.trim()) return ["name", "must not be blank"];
+  return null;
+}
+
+/** Refuses sign-up and profile changes whose user fields are too long or not storable text
+ * (Better Auth itself takes any length, and PostgreSQL refuses NUL with a 500). */
+const checkUserFields = createAuthMiddleware(async (ctx) => {
+  if (ctx.path !== "/sign-up/email" && ctx.path !== "/update-user") return;
+  const bad = badUserField(ctx.body);
+  if (bad) {
+    throw new APIError("BAD_REQUEST", {
+      code: "INVALID_USER_FIELD",
+      message: `${bad[0]} ${bad[1]}`,
+      field: bad[0],
+      request_id: ctx.headers?.get("x-request-id") ?? null,
+    });
+  }
+});
+
 function createAuth(config, pool) {
   return betterAuth({
     appName: "Lectern",
@@ -105,6 +147,7 @@ function createAuth(config, pool) {
     // Shared across replicas through Postgres; the gateway limits /api/auth/* per address too.
     rateLimit: { enabled: config.production, storage: "database" },
     advanced: { ipAddress: { ipAddressHeaders: ["x-forwarded-for"] } },
+    hooks: { before: checkUserFields },
     plugins: [
       bearer(),
       jwt({
@@ -133,10 +176,68 @@ function sendJson(res, status, body) {
   res.end(data);
 }
 
+/** The error envelope of the Python services, with this request's id. */
+function sendError(req, res, status, code, message) {
+  // The connection is not reused after a refused body: its rest is never read.
+  if (status === 413) res.setHeader("connection", "close");
+  sendJson(res, status, { error: { code, message, request_id: req.headers["x-request-id"] } });
+}
+
+/** The whole body, or null as soon as it is over `limit` bytes (declared or counted: a
+ * chunked body declares nothing). */
+function readBody(req, limit) {
+  if (Number.parseInt(req.headers["content-length"] ?? "0", 10) > limit) {
+    return Promise.resolve(null);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        resolve(null);
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+async function serve(handle, req, res) {
+  if (!(req.url ?? "").startsWith(`${BASE_PATH}/`)) {
+    sendError(req, res, 404, "not_found", "not found");
+    return;
+  }
+  if (!SAFE_METHODS.has(req.method)) {
+    // Better Auth checks an Origin only when there is one; a browser always sends it with a
+    // request that changes something, so one without it is refused (CSRF, scripted sign-ups).
+    if (!req.headers.origin) {
+      sendError(req, res, 403, "origin_required", "this request needs an Origin header");
+      return;
+    }
+    const body = await readBody(req, MAX_BODY_BYTES);
+    if (body === null) {
+      sendError(req, res, 413, "payload_too_large",
+        `the request body must be at most ${MAX_BODY_BYTES} bytes`);
+      return;
+    }
+    // Read here, so better-call takes the body from `req.body` instead of the spent stream.
+    if (body.length) req.body = body.toString("utf8");
+  }
+  await handle(req, res);
+}
+
 function createServer(auth) {
   const handle = toNodeHandler(auth);
   return http.createServer((req, res) => {
     const started = process.hrtime.bigint();
+    const incoming = req.headers["x-request-id"];
+    // Every answer names its request id, as the Python services' answers do.
+    req.headers["x-request-id"] = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID().replaceAll("-", "");
+    res.setHeader("x-request-id", req.headers["x-request-id"]);
     res.on("finish", () => {
       const path = (req.url ?? "").split("?")[0];
       if (path !== `${BASE_PATH}/ok`) {
@@ -147,17 +248,9 @@ function createServer(auth) {
         });
       }
     });
-    if (!(req.url ?? "").startsWith(`${BASE_PATH}/`)) {
-      sendJson(res, 404, { error: { code: "not_found", message: "not found" } });
-      return;
-    }
-    if (Number.parseInt(req.headers["content-length"] ?? "0", 10) > MAX_BODY_BYTES) {
-      sendJson(res, 413, { error: { code: "payload_too_large", message: "request body too large" } });
-      return;
-    }
-    handle(req, res).catch((error) => {
-      log("error", "http.unhandled", { error: error?.name ?? "Error" });
-      if (!res.headersSent) sendJson(res, 500, { error: { code: "internal_error", message: "internal error" } });
+    serve(handle, req, res).catch((error) => {
+      log("error", "http.unhandled", { error: error?.name ?? "Error", request_id: req.headers["x-request-id"] });
+      if (!res.headersSent) sendError(req, res, 500, "internal_error", "internal error");
     });
   });
 }

@@ -21,7 +21,7 @@ def chapters_before(stack: Stack, gateway: httpx.Client) -> list[dict]:
     [
         ({"query": ""}, "query"),
         ({"query": "   \n\t "}, "query"),
-        ({"query": "x" * 100_000}, "query"),
+        ({"query": "x" * 20_000}, "query"),  # over the limit, under the body cap (413)
         ({"query": "x" * 2001}, "query"),
         ({"query": "walking", "top_k": 0}, "top_k"),
         ({"query": "walking", "top_k": 1000}, "top_k"),

@@ -3,7 +3,7 @@ the lifespan that opens the service's state on one exit stack, health, errors, m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
@@ -12,6 +12,7 @@ from fastapi.responses import ORJSONResponse
 
 from lectern_common.errors import install_error_handlers
 from lectern_common.health import Check, health_router
+from lectern_common.limits import BodyLimitMiddleware
 from lectern_common.logging import configure_logging
 from lectern_common.middleware import RequestContextMiddleware
 from lectern_common.settings import ServiceSettings
@@ -29,9 +30,16 @@ OpenState = Callable[[AsyncExitStack], Awaitable[ServiceState]]
 
 
 def build_app(
-    settings: ServiceSettings, *, title: str, open_state: OpenState, version: str = "0.1.0"
+    settings: ServiceSettings,
+    *,
+    title: str,
+    open_state: OpenState,
+    version: str = "0.1.0",
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
-    """The service's app; its state is `request.state.<service_name>`."""
+    """The app with the error envelope, /health and /ready, and the shared middleware; its
+    state is `request.state.<service_name>`. Every body is capped at
+    `settings.max_body_bytes`, the paths in `larger_bodies` at their own."""
     key = settings.service_name
 
     @asynccontextmanager
@@ -52,6 +60,9 @@ def build_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
+    # Added first, so it runs inside the request context: a refused body gets the request id
+    # and only a request with the internal token is answered at all.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=larger_bodies)
     app.add_middleware(
         RequestContextMiddleware,
         service=settings.service_name,

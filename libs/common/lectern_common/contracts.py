@@ -1,6 +1,7 @@
 """The internal contracts between services, as Pydantic models: the service that answers uses
 them as its response models and the services that call parse replies with them, so a renamed
-field breaks a test instead of a reader. Ids that several services accept are defined here once.
+field breaks a test instead of a reader. Ids that several services accept, and what a text a
+client sends may contain (`STORABLE`), are defined here once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 # ---- ids ----------------------------------------------------------------------------------
 # A reader id as Better Auth issues it (and as the gateway passes it in X-User-Id).
@@ -28,6 +29,37 @@ ChapterId = Annotated[str, StringConstraints(pattern=CHAPTER_ID_PATTERN)]
 Segment = Annotated[str, StringConstraints(pattern=SEGMENT_PATTERN)]
 
 
+# ---- text a client sends ----------------------------------------------------------------
+# Every text field of a public request is checked for what the stores accept and what a reader
+# can be shown, once, at the edge (422 otherwise, never a 500 from the store):
+# - NUL (PostgreSQL's text refuses 0x00) and unpaired surrogates (JSON `"\ud800"` parses into a
+#   Python str that no UTF-8 encoder, asyncpg's included, can encode) are refused;
+# - other control characters are refused too, except tab, line feed and carriage return:
+#   nobody types them, and in a stored question or title they garble what a reader sees;
+# - so are the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069),
+#   which make text display in another order than it is stored ("Trojan Source"); right-to-left
+#   text itself, and the LRM/RLM/ALM marks, are fine.
+# Text is refused rather than silently cleaned: the client learns what was wrong.
+_NOT_STORABLE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def storable_text(value: str) -> str:
+    """`value` unchanged when the stores accept it and it displays as stored; ValueError names
+    the first character that does not."""
+    found = _NOT_STORABLE.search(value)
+    if found:
+        raise ValueError(f"must not contain the character U+{ord(found.group()):04X}")
+    return value
+
+
+# The last part of every client text type, after its length constraints, as in SearchQuery:
+# `Annotated[str, StringConstraints(max_length=...), STORABLE]` (with the constraint after
+# the check, an optional field would report its length limit in "items after validation").
+STORABLE = AfterValidator(storable_text)
+
+
 class Contract(BaseModel):
     """A reply read by another service: unknown fields are ignored (a newer answering service
     may add some), missing or mistyped ones are an error."""
@@ -38,7 +70,9 @@ class Contract(BaseModel):
 # ---- retrieval: POST /internal/search -----------------------------------------------------
 MAX_QUERY_CHARS = 2000
 SearchQuery = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS),
+    STORABLE,
 ]
 
 
@@ -101,6 +135,7 @@ HardwareAccess = Literal["simulation_only", "gpu_workstation", "jetson", "physic
 OperatingSystem = Literal["linux", "windows", "macos"]
 AnswerDepth = Literal["brief", "standard", "detailed"]
 GOALS_MAX_CHARS = 500
+Goals = Annotated[str, StringConstraints(max_length=GOALS_MAX_CHARS), STORABLE]
 # The level fields with the name a prompt gives them.
 LEVEL_FIELDS: dict[str, str] = {
     "python_level": "Python",

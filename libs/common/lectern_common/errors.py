@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lectern_common.context import current_request_id
-
-log = structlog.get_logger()
 
 STATUS_CODES = {
     400: "bad_request",
@@ -87,6 +84,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The envelope of the errors a route raises; an unhandled one becomes the 500 envelope in
+    RequestContextMiddleware, where its request id is known."""
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
         return error_response(
@@ -109,8 +109,3 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             422, "validation_error", f"invalid request: {fields}", details=details
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
-        log.exception("request.unhandled", error_type=type(exc).__name__)
-        return error_response(500, "internal_error", "internal error")

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request id, access log, Prometheus metrics and the internal-token guard.
+"""Pure-ASGI middleware: request id, access log, Prometheus metrics, the internal-token guard
+and the 500 envelope of an unhandled error.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
 """
@@ -51,7 +52,10 @@ def incoming_request_id(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Binds request_id (and user_id when the gateway set one), logs and measures each request,
-    and refuses requests that do not carry the internal token (when one is configured)."""
+    refuses requests that do not carry the internal token (when one is configured), and turns
+    an unhandled error into the 500 envelope. That happens here, while the request id is still
+    bound (Starlette's own handler for Exception runs outside every middleware, where the
+    envelope's `request_id` would be null), and the error is logged once, with its trace."""
 
     def __init__(self, app: ASGIApp, *, service: str, internal_token: str = "") -> None:
         self.app, self.service = app, service
@@ -74,10 +78,12 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         status = 500
 
+        started = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -88,6 +94,11 @@ class RequestContextMiddleware:
                 await self._reject(send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log.exception("request.unhandled", error_type=type(exc).__name__)
+            # Once a response has started its status is sent: the server closes the connection.
+            if not started:
+                await _internal_error(send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
@@ -119,3 +130,18 @@ class RequestContextMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _internal_error(send: Send) -> None:
+    body = orjson.dumps(error_body("internal_error", "internal error"))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -62,6 +62,10 @@ class ServiceSettings(BaseSettings):
     gemini_max_attempts: GeminiMaxAttempts = 3
     gemini_backoff_base_s: GeminiBackoffBase = 0.5
 
+    # The largest request body, under the service's prefix (CHAT_MAX_BODY_BYTES, ...): the
+    # bodies are small JSON documents; one over this is refused with 413 before it is read.
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool | None = Field(None, validation_alias="LOG_JSON")
     http_timeout_s: float = Field(10.0, validation_alias="INTERNAL_HTTP_TIMEOUT_S")

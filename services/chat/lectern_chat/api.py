@@ -109,9 +109,12 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner) ->
             settings=state.settings,
             slots=state.slots,
             answers=state.answers,
+            chapters=state.chapters,
         )
     except questions.ConversationNotFound:
         raise NotFound("conversation") from None
+    except questions.ChapterNotFound:
+        raise ApiError(404, "chapter_not_found", "the book has no such chapter") from None
     except questions.TooManyStreams:
         raise ApiError(
             429,

@@ -7,17 +7,16 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from lectern_chat import pages
 from lectern_chat.api import internal_router, router
 from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers, sweep_forever
-from lectern_chat.limits import BodyLimitMiddleware
 from lectern_chat.pipeline import Pipeline
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
 from lectern_chat.state import ChatState
+from lectern_chat.upstream import KnownChapters
 from lectern_common.app import build_app
 from lectern_common.gemini import GeminiConfig, open_gemini
 from lectern_common.http import open_internal_client
@@ -28,6 +27,9 @@ from lectern_common.tasks import BackgroundTasks
 MIGRATIONS = Path(__file__).parent / "migrations"
 # At shutdown the running answers are cancelled and get this long to store what they have.
 SHUTDOWN_S = 10.0
+# The chapter ids a question may name: a new chapter is seen within a second of its ingest,
+# a question about an unknown one waits at most this long for retrieval to say so.
+CHAPTERS_TTL_S, CHAPTERS_RECHECK_S, CHAPTERS_TIMEOUT_S = 30.0, 1.0, 2.0
 
 
 def gemini_config(settings: ChatSettings) -> GeminiConfig | None:
@@ -88,11 +90,15 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             events=events,
             slots=slots,
             answers=answers,
+            chapters=KnownChapters(
+                retrieval,
+                ttl_s=CHAPTERS_TTL_S,
+                recheck_s=CHAPTERS_RECHECK_S,
+                timeout_s=min(CHAPTERS_TIMEOUT_S, settings.retrieval_timeout_s),
+            ),
         )
 
     app = build_app(settings, title="Lectern chat", open_state=open_state)
-    # Innermost, so a refused body still gets the request id and the internal-token check.
-    app.user_middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
     app.include_router(router)
     app.include_router(internal_router)
     pages.mount_reader_page(app, settings.web_dir)

@@ -150,14 +150,18 @@ class Pipeline:
                 self._search_request(job, outcome.query),
                 timeout_s=self.settings.retrieval_timeout_s,
             )
-        except upstream.RetrievalFailed:
+        except upstream.RetrievalFailed as exc:
             profile_task.cancel()
             outcome.timings["retrieval"] = since_ms(retrieval_started)
-            outcome.fail(
-                "retrieval_unavailable",
-                "the book search is unavailable right now; try again shortly",
-                retryable=True,
-            )
+            if isinstance(exc, upstream.UnknownChapter):
+                # A bad question, not an outage: asking again cannot help.
+                outcome.fail("chapter_not_found", "the book has no such chapter", retryable=False)
+            else:
+                outcome.fail(
+                    "retrieval_unavailable",
+                    "the book search is unavailable right now; try again shortly",
+                    retryable=True,
+                )
             return
         outcome.timings["retrieval"] = since_ms(retrieval_started)
         outcome.sources = numbered_sources(outcome.results, self.settings.snippet_chars)

@@ -20,10 +20,15 @@ from lectern_chat.schemas import StreamRequest
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
 from lectern_chat.store import Turn
+from lectern_chat.upstream import KnownChapters
 
 
 class ConversationNotFound(Exception):
     """The question names a conversation this owner does not have."""
+
+
+class ChapterNotFound(Exception):
+    """The question is limited to a chapter the book does not have."""
 
 
 class TooManyStreams(Exception):
@@ -46,10 +51,14 @@ async def ask(
     settings: ChatSettings,
     slots: StreamSlots,
     answers: Answers,
+    chapters: KnownChapters,
 ) -> Asked:
-    """Start answering `question`; raises ConversationNotFound, TooManyStreams or
-    store.ConversationBusy (another answer of the conversation is still streaming)."""
+    """Start answering `question`; raises ConversationNotFound, ChapterNotFound, TooManyStreams
+    or store.ConversationBusy (another answer of the conversation is still streaming)."""
     started = time.perf_counter()
+    # False only when retrieval says so: while it cannot tell, the answer reports the outage.
+    if question.chapter_id is not None and await chapters.has(question.chapter_id) is False:
+        raise ChapterNotFound
     guest_token = guest_hash = None
     history: list[tuple[str, str]] = []
     if question.conversation_id is not None:

@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
-from lectern_common.contracts import ChapterId
+from lectern_common.contracts import STORABLE, ChapterId
 
 Mode = Literal["book", "selection"]
 Status = Literal["streaming", "complete", "interrupted", "failed"]
 
 
+# What a reader types or selects: stored as sent, less the surrounding whitespace.
+Message = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), STORABLE
+]
+SelectedText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=8000), STORABLE]
+FeedbackComment = Annotated[str, StringConstraints(max_length=1000), STORABLE]
+
+
 class StreamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(min_length=1, max_length=4000)
+    message: Message
     conversation_id: UUID | None = None
-    selected_text: str | None = Field(None, max_length=8000)
+    selected_text: SelectedText | None = None
     chapter_id: ChapterId | None = None
-    top_k: int = Field(5, ge=1, le=10)
-
-    @field_validator("message")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must not be blank")
-        return value.strip()
+    # Strict: `"5"` or `true` is a client's mistake, not a number to guess at.
+    top_k: StrictInt = Field(5, ge=1, le=10)
 
     @field_validator("selected_text")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         # An empty selection is no selection: the question is about the book.
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+        return value or None
 
     @property
     def mode(self) -> Mode:
@@ -100,7 +100,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=1000)
+    comment: FeedbackComment | None = None
 
 
 class FeedbackOut(BaseModel):

@@ -13,6 +13,7 @@ from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
+from lectern_chat.upstream import KnownChapters
 from lectern_common.health import Check
 from lectern_common.http import InternalClient
 from lectern_common.stores import dependency_checks
@@ -29,6 +30,7 @@ class ChatState:
     events: EventLog
     slots: StreamSlots
     answers: Answers
+    chapters: KnownChapters
 
     def checks(self) -> dict[str, Check]:
         return dependency_checks(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from lectern_common.contracts import (
     GOALS_MAX_CHARS,
     AnswerDepth,
+    Goals,
     HardwareAccess,
     Level,
     OperatingSystem,
@@ -39,7 +40,7 @@ class ProfileUpdate(BaseModel):
     hardware_access: HardwareAccess | None = None
     operating_system: OperatingSystem | None = None
     answer_depth: AnswerDepth | None = None
-    goals: str | None = Field(None, max_length=GOALS_MAX_CHARS)
+    goals: Goals | None = None
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in FIELDS if name in self.model_fields_set}

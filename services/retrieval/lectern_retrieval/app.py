@@ -81,6 +81,12 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         )
         return state
 
-    app = build_app(settings, title="Lectern retrieval", open_state=open_state)
+    app = build_app(
+        settings,
+        title="Lectern retrieval",
+        open_state=open_state,
+        # A whole book in one upload; every other body is a small JSON document.
+        larger_bodies={"/api/admin/ingest": settings.max_upload_bytes},
+    )
     app.include_router(router)
     return app

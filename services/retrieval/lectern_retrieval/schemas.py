@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from lectern_common.contracts import ChapterId, SearchQuery
 
 
 class PublicSearchRequest(BaseModel):
     """The body of the public `POST /api/search`: fewer results than the internal search and
-    no single-leg modes (those exist for the evaluation)."""
+    no single-leg `mode` (that exists for the evaluation): an unknown field is refused, not
+    ignored, and `top_k` must be a JSON number."""
+
+    model_config = ConfigDict(extra="forbid")
 
     query: SearchQuery
-    top_k: int = Field(5, ge=1, le=10)
+    top_k: StrictInt = Field(5, ge=1, le=10)
     chapter_id: ChapterId | None = None
 
 

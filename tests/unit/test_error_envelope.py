@@ -1,0 +1,151 @@
+"""The shared app's edges in-process: an unhandled error is the 500 envelope with its request id
+(logged once), a body over the cap is a 413 envelope however it is sent, and client text the
+stores cannot take is refused by the one check every request model uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from lectern_common import middleware
+from lectern_common.app import build_app
+from lectern_common.contracts import storable_text
+from lectern_common.settings import ServiceSettings
+
+REQUEST_ID = "test-request-0001"
+
+
+class Echo(BaseModel):
+    text: str
+
+
+@asynccontextmanager
+async def no_stores(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+class RecordingLog:
+    """Stands in for the middleware's logger: the events it logged, with their fields."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.events.append((event, fields))
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self.events.append((event, {**fields, "exc_info": sys.exc_info()[1]}))
+
+
+@pytest.fixture(autouse=True)
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLog]:
+    """The middleware's log lines; the logging set-up build_app changes is put back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    recording = RecordingLog()
+    monkeypatch.setattr(middleware, "log", recording)
+    yield recording
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
+    logging.getLogger("uvicorn.access").disabled = False
+
+
+def make_app() -> FastAPI:
+    settings = ServiceSettings(service_name="test", log_json=True, max_body_bytes=1024)
+    app = build_app(settings, title="test", lifespan=no_stores, checks=lambda _: {})
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @app.post("/echo")
+    async def echo(body: Echo) -> Echo:
+        return body
+
+    @app.post("/ignores-its-body")
+    async def ignores() -> dict:
+        return {}
+
+    return app
+
+
+async def call(app: FastAPI, method: str, path: str, **kwargs: object) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_unhandled_error_is_the_500_envelope_with_its_request_id(
+    recorded: RecordingLog,
+):
+    response = await call(make_app(), "GET", "/boom", headers={"x-request-id": REQUEST_ID})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == REQUEST_ID
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "internal error", "request_id": REQUEST_ID}
+    }
+    unhandled = [fields for event, fields in recorded.events if event == "request.unhandled"]
+    assert len(unhandled) == 1
+    assert isinstance(unhandled[0]["exc_info"], RuntimeError)
+    assert ("http.request", {"method": "GET", "path": "/boom", "status": 500}) == (
+        recorded.events[-1][0],
+        {k: recorded.events[-1][1][k] for k in ("method", "path", "status")},
+    )
+
+
+def chunked(body: bytes) -> AsyncIterator[bytes]:
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 100):
+            yield body[start : start + 100]
+
+    return pieces()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/ignores-its-body"])
+@pytest.mark.parametrize("how", ["content-length", "chunked"])
+async def test_a_body_over_the_cap_is_a_413_envelope(path: str, how: str):
+    app = make_app()
+    headers = {"content-type": "application/json"}
+    body = json.dumps({"text": "x" * 2000}).encode()
+    content = body if how == "content-length" else chunked(body)
+    response = await call(app, "POST", path, content=content, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    small = json.dumps({"text": "hi"}).encode()
+    content = small if how == "content-length" else chunked(small)
+    assert (await call(app, "POST", path, content=content, headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "text, allowed",
+    [
+        ("plain text", True),
+        ("tabs\tand\nnewlines\r\n", True),
+        ("اردو اور عربی\u200f", True),
+        ("emoji 😀", True),
+        ("nul\x00", False),
+        ("lone \ud800 surrogate", False),
+        ("bell\x07", False),
+        ("escape\x1b[31m", False),
+        ("c1 \x85", False),
+        ("right-to-left \u202e override", False),
+        ("isolate \u2066", False),
+    ],
+)
+def test_storable_text(text: str, allowed: bool):
+    if allowed:
+        assert storable_text(text) == text
+    else:
+        with pytest.raises(ValueError, match="U\\+"):
+            storable_text(text)
