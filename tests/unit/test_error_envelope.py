@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from lectern_common import middleware
 from lectern_common.app import build_app
 from lectern_common.contracts import storable_text
+from lectern_common.health import Check
 from lectern_common.settings import ServiceSettings
 
 REQUEST_ID = "test-request-0001"
@@ -29,9 +30,15 @@ class Echo(BaseModel):
     text: str
 
 
-@asynccontextmanager
-async def no_stores(_: FastAPI) -> AsyncIterator[None]:
-    yield
+class NoStores:
+    """A service that opens nothing (the middleware under test needs no store)."""
+
+    def checks(self) -> dict[str, Check]:
+        return {}
+
+
+async def open_nothing(_: AsyncExitStack) -> NoStores:
+    return NoStores()
 
 
 class RecordingLog:
@@ -62,7 +69,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingLog]:
 
 def make_app() -> FastAPI:
     settings = ServiceSettings(service_name="test", log_json=True, max_body_bytes=1024)
-    app = build_app(settings, title="test", lifespan=no_stores, checks=lambda _: {})
+    app = build_app(settings, title="test", open_state=open_nothing)
 
     @app.get("/boom")
     async def boom() -> None:
