@@ -203,4 +203,12 @@ def test_railway_configs_build_a_dockerfile_that_exists(config_path: str):
 def test_internal_paths_have_no_route():
     rules = re.findall(r"rule: (.+)", DYNAMIC)
     assert rules and not any("/internal" in rule for rule in rules)
-    assert not any(re.search(r"PathPrefix\(`/`\)", rule) for rule in rules)
+    # The one catch-all route answers the gateway's 404 envelope: whatever the path, it reaches
+    # profile rewritten to /errors/404.
+    catch_all = re.findall(
+        r"rule: PathPrefix\(`/`\)\n\s+service: (\w+)\n\s+middlewares: \[([^\]]*)\]", DYNAMIC
+    )
+    assert [(service, "not-found-page" in chain) for service, chain in catch_all] == [
+        ("profile", True)
+    ]
+    assert re.search(r"not-found-page:\n\s+replacePath:\n\s+path: /errors/404\n", DYNAMIC)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from lectern_common.context import request_id_var
 from lectern_common.http import InternalClient, ServiceUnavailable
+from lectern_common.trust import AssertionSigner
 
 
 class Service:
@@ -100,7 +101,12 @@ async def test_sends_the_token_the_request_id_the_reader_and_the_json(service, c
     assert response.status_code == 200 and response.json() == {"ok": True}
     sent = svc.seen[0]
     assert sent["body"] == {"q": "ünïcode"}
-    assert sent["headers"]["x-internal-token"] == "s3cret"
+    # Not the secret itself: a service's assertion for exactly this reader and request id.
+    assertion = sent["headers"]["x-internal-token"]
+    assert "s3cret" not in assertion
+    signer = AssertionSigner("s3cret")
+    assert signer.verify(assertion, user_id="u1", request_id="rid-123") == "svc"
+    assert signer.verify(assertion, user_id="u2", request_id="rid-123") is None
     assert sent["headers"]["x-request-id"] == "rid-123"
     assert sent["headers"]["x-user-id"] == "u1"
 

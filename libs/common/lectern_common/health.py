@@ -1,4 +1,9 @@
-"""/health (alive), /ready (each dependency checked, with latency) and /metrics (Prometheus)."""
+"""/health (alive), /ready (each dependency checked, with latency) and /metrics (Prometheus).
+
+/ready is public (the gateway routes /api/<service>/ready): its body names each dependency,
+whether it is up and how long the check took, never why it failed (exception texts carry
+socket paths, host names and addresses); that goes to the service's log.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,36 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+log = structlog.get_logger()
+
 Check = Callable[[], Awaitable[object]]
 READY_TIMEOUT_S = 2.0
 
 
-async def _run_check(check: Check) -> dict:
+async def _run_check(name: str, check: Check) -> dict:
     start = time.perf_counter()
     try:
         await asyncio.wait_for(check(), READY_TIMEOUT_S)
-        ok, error = True, None
+        ok = True
     except Exception as exc:  # a failing dependency is reported, not raised
-        ok, error = False, f"{type(exc).__name__}: {exc}"[:200]
-    result: dict[str, object] = {
+        ok = False
+        log.warning(
+            "ready.check_failed",
+            dependency=name,
+            error=type(exc).__name__,
+            detail=str(exc)[:500],
+        )
+    return {
         "ok": ok,
+        "status": "up" if ok else "down",
         "latency_ms": round((time.perf_counter() - start) * 1000, 1),
     }
-    if error:
-        result["error"] = error
-    return result
 
 
 def _registry() -> CollectorRegistry:
@@ -51,7 +63,7 @@ def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]
     @router.get("/ready")
     async def ready(request: Request) -> ORJSONResponse:
         named = checks(request)
-        results = await asyncio.gather(*(_run_check(c) for c in named.values()))
+        results = await asyncio.gather(*(_run_check(n, c) for n, c in named.items()))
         deps = dict(zip(named, results, strict=True))
         ok = all(r["ok"] for r in results)
         return ORJSONResponse(

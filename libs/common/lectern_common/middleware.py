@@ -1,12 +1,11 @@
-"""Pure-ASGI middleware: request id, access log, Prometheus metrics, the internal-token guard
-and the 500 envelope of an unhandled error.
+"""Pure-ASGI middleware: request id, access log, Prometheus metrics, the trust check (the
+signed assertion of lectern_common.trust) and the 500 envelope of an unhandled error.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 import uuid
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lectern_common.context import request_id_var
 from lectern_common.errors import error_body
+from lectern_common.trust import AssertionSigner, Kind
 
 log = structlog.get_logger()
 
@@ -31,7 +31,15 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
+# Served to anyone: they need no identity and say nothing about a reader. /errors/ holds the
+# gateway's own error bodies (its 404 and 502 answers).
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json", "/errors/")
+# The forwardAuth target: Traefik calls it with the client's credential and no secret (it only
+# says whether that credential is valid, as Better Auth's own get-session does).
+EXEMPT_PATHS = frozenset({"/internal/auth/verify"})
+# The headers the assertion vouches for; the app sees them only when it verified.
+_VOUCHED = (b"x-user-id", b"x-request-id", b"x-rate-key")
+_STRIPPED = frozenset({b"x-internal-token", b"x-user-id", b"x-rate-key"})
 # Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
 # (Traefik's access log and the routed service already log that request).
 QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify"}
@@ -50,22 +58,64 @@ def incoming_request_id(scope: Scope) -> str:
     return rid if rid and _SAFE_ID.match(rid) else uuid.uuid4().hex
 
 
+def _vouched_headers(scope: Scope) -> tuple[str | None, dict[bytes, str]] | None:
+    """The assertion and the headers it vouches for; None when one of them is repeated (a
+    second X-User-Id must not be the one the app reads)."""
+    assertion: str | None = None
+    vouched: dict[bytes, str] = {}
+    for key, value in scope.get("headers", ()):
+        if key == b"x-internal-token":
+            if assertion is not None:
+                return None
+            assertion = value.decode("latin-1")
+        elif key in _VOUCHED:
+            if key in vouched:
+                return None
+            vouched[key] = value.decode("latin-1")
+    return assertion, vouched
+
+
 class RequestContextMiddleware:
-    """Binds request_id (and user_id when the gateway set one), logs and measures each request,
-    refuses requests that do not carry the internal token (when one is configured), and turns
-    an unhandled error into the 500 envelope. That happens here, while the request id is still
-    bound (Starlette's own handler for Exception runs outside every middleware, where the
+    """Binds request_id (and the verified user_id), logs and measures each request, refuses
+    requests whose assertion is missing, forged, stale or made for other headers (when a secret
+    is configured; open paths pass without one, but never see an unverified X-User-Id), and
+    turns an unhandled error into the 500 envelope. That happens here, while the request id is
+    still bound (Starlette's own handler for Exception runs outside every middleware, where the
     envelope's `request_id` would be null), and the error is logged once, with its trace."""
 
     def __init__(self, app: ASGIApp, *, service: str, internal_token: str = "") -> None:
         self.app, self.service = app, service
-        self.token = internal_token.encode()
+        self.signer = AssertionSigner(internal_token) if internal_token else None
 
-    def _trusted(self, scope: Scope) -> bool:
-        if not self.token:
+    def _trust(self, scope: Scope) -> Kind | None:
+        """Who vouched for this request's identity headers (None: nobody, or not validly)."""
+        if self.signer is None:
+            return "svc"
+        found = _vouched_headers(scope)
+        if found is None:
+            return None
+        assertion, vouched = found
+        if assertion is None:
+            return None
+        return self.signer.verify(
+            assertion,
+            user_id=vouched.get(b"x-user-id", ""),
+            request_id=vouched.get(b"x-request-id", ""),
+            rate_key=vouched.get(b"x-rate-key", ""),
+        )
+
+    @staticmethod
+    def _allowed(path: str, kind: Kind | None) -> bool:
+        if path in EXEMPT_PATHS or path.startswith(OPEN_PATHS):
             return True
-        got = _header(scope, b"x-internal-token")
-        return got is not None and hmac.compare_digest(got.encode(), self.token)
+        # Verify answers anyone who reaches the profile service, so only a service's own
+        # assertion opens the routes the gateway never forwards.
+        return kind == "svc" or (kind == "gw" and not path.startswith("/internal/"))
+
+    @staticmethod
+    def _without_unverified(scope: Scope) -> Scope:
+        headers = [(k, v) for k, v in scope.get("headers", ()) if k not in _STRIPPED]
+        return {**scope, "headers": headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,6 +123,11 @@ class RequestContextMiddleware:
             return
         rid = incoming_request_id(scope)
         token = request_id_var.set(rid)
+        path = scope.get("path", "")
+        kind = self._trust(scope)
+        allowed = self._allowed(path, kind)
+        if kind is None:
+            scope = self._without_unverified(scope)
         user_id = _header(scope, b"x-user-id")
         structlog.contextvars.bind_contextvars(request_id=rid, user_id=user_id)
         start = time.perf_counter()
@@ -88,9 +143,8 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
-        path = scope.get("path", "")
         try:
-            if not path.startswith(OPEN_PATHS) and not self._trusted(scope):
+            if not allowed:
                 await self._reject(send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
@@ -118,7 +172,7 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _reject(send: Send) -> None:
-        body = orjson.dumps(error_body("unauthorized", "missing or invalid internal token"))
+        body = orjson.dumps(error_body("unauthorized", "missing or invalid internal assertion"))
         await send(
             {
                 "type": "http.response.start",

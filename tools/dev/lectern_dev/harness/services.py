@@ -1,6 +1,6 @@
 """Talking to a test stack's services directly, as another service or the admin would: the
-internal and admin credentials, clients on the gateway and the fake Gemini, and the wait for
-Traefik to route."""
+signed internal assertion and the admin credential, clients on the gateway and the fake
+Gemini, and the wait for Traefik to route."""
 
 from __future__ import annotations
 
@@ -9,15 +9,37 @@ from collections.abc import Iterator
 
 import httpx
 
+from lectern_common.trust import AssertionSigner
 from lectern_dev.harness.polling import wait_until
 from lectern_dev.stack import Stack
 
 
 def internal_headers(stack: Stack, user_id: str | None = None) -> dict[str, str]:
-    headers = {"x-internal-token": stack.secrets["INTERNAL_TOKEN"]}
-    if user_id:
-        headers["x-user-id"] = user_id
-    return headers
+    """Headers of one call as another service makes it: a fresh assertion (valid for a minute)
+    for `user_id` and no request id. A client used longer, or one that sends its own
+    X-Request-Id, takes `InternalAuth` instead."""
+    headers = {"x-user-id": user_id} if user_id else {}
+    signer = AssertionSigner(stack.secrets["INTERNAL_TOKEN"])
+    return {"x-internal-token": signer.sign("svc", user_id=user_id or ""), **headers}
+
+
+class InternalAuth(httpx.Auth):
+    """Signs each request as a service would, binding the identity headers it carries."""
+
+    def __init__(self, stack: Stack, user_id: str | None = None) -> None:
+        self.signer = AssertionSigner(stack.secrets["INTERNAL_TOKEN"])
+        self.user_id = user_id
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if self.user_id:
+            request.headers["x-user-id"] = self.user_id
+        request.headers["x-internal-token"] = self.signer.sign(
+            "svc",
+            user_id=request.headers.get("x-user-id", ""),
+            request_id=request.headers.get("x-request-id", ""),
+            rate_key=request.headers.get("x-rate-key", ""),
+        )
+        yield request
 
 
 def admin_headers(stack: Stack) -> dict[str, str]:
