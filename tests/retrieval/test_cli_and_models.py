@@ -73,13 +73,24 @@ def test_lectern_eval_prints_recall_table(local_stack: Stack, tmp_path: Path) ->
         )
         + "\n"
     )
-    result = lectern("eval", "--gold", str(gold), "--json", stack=local_stack)
+    no_own_questions = tmp_path / "none"
+    no_own_questions.mkdir()
+    result = lectern(
+        "eval",
+        "--gold",
+        str(gold),
+        "--questions-dir",
+        str(no_own_questions),
+        "--json",
+        stack=local_stack,
+    )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["dev/lectern"]
     assert report["overall"]["n"] == 1
     assert set(report["overall"]) == {"n", "recall@1", "recall@5", "recall@10", "mrr@10"}
     assert report["overall"]["recall@1"] == 1.0
     assert report["latency"]["p95_ms"] > 0
+    assert report["coverage"]["answerable"] == 1
 
 
 def test_a_different_embedding_model_is_refused(local_stack: Stack) -> None:
