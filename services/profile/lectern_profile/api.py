@@ -65,10 +65,15 @@ async def verify(
     return Response(status_code=200, headers=headers)
 
 
-@router.get("/errors/{status}", include_in_schema=False)
+@router.api_route(
+    "/errors/{status}",
+    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    include_in_schema=False,
+)
 async def gateway_error(status: int) -> ORJSONResponse:
     """The gateway's own answers in the error envelope: its catch-all route (404) and the
-    errors middleware (a backend that cannot be reached) fetch their bodies here."""
+    errors middleware (a backend that cannot be reached) fetch their bodies here, with the
+    method the client used (a DELETE to a path nobody routes is a 404 too, not a 405)."""
     if status not in GATEWAY_ERRORS:
         status = 404
     code, message = GATEWAY_ERRORS[status]
