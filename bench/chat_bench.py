@@ -243,6 +243,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
         "RATE_API_PER_S": "100000",
         "RATE_API_BURST": "100000",
         "CHAT_MAX_OPEN_STREAMS": "1000",
+        "CHAT_MAX_OPEN_STREAMS_PER_ADDRESS": "100000",
         "DATABASE_POOL_MAX": str(args.db_pool),
         "CHAT_WEB_CONCURRENCY": str(args.chat_workers),
     }

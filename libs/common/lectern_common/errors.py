@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import ORJSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lectern_common.context import current_request_id
+
+log = structlog.get_logger()
 
 STATUS_CODES = {
     400: "bad_request",
@@ -49,6 +55,52 @@ class ApiError(Exception):
 class NotFound(ApiError):
     def __init__(self, what: str = "resource") -> None:
         super().__init__(404, "not_found", f"{what} not found")
+
+
+class DependencyUnavailable(ApiError):
+    """A store or service this request needs cannot be reached right now; trying again later
+    may work (the SSE form: an `error` event with `retryable: true`)."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(
+            503,
+            "dependency_unavailable",
+            f"{dependency} is unavailable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
+        self.dependency = dependency
+
+    def event_data(self) -> dict:
+        """The `data` of the SSE `error` event that ends a stream this broke."""
+        return {"code": self.code, "message": self.message, "retryable": True}
+
+
+# What a store's client raises when the store is away (refused, reset or silent past its
+# timeout), by the dependency's name as a client may see it. Any other error of its client is a
+# bug (a 500).
+DEPENDENCY_ERRORS: dict[type[Exception], str] = {
+    RedisConnectionError: "redis",
+    RedisTimeoutError: "redis",
+}
+
+
+def dependency_error(exc: BaseException) -> DependencyUnavailable | None:
+    """The client-facing form of `exc` when it says a dependency is away, else None: the one
+    mapping the exception handler and the SSE streams (which have already sent 200) share."""
+    if isinstance(exc, DependencyUnavailable):
+        return exc
+    for kind, name in DEPENDENCY_ERRORS.items():
+        if isinstance(exc, kind):
+            return _unavailable(name, exc)
+    return None
+
+
+def _unavailable(name: str, exc: BaseException) -> DependencyUnavailable:
+    # The exception's text (addresses, socket paths) stays in the log.
+    log.warning(
+        "dependency.unavailable", dependency=name, error_type=type(exc).__name__, error=str(exc)
+    )
+    return DependencyUnavailable(name)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
@@ -109,3 +161,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             422, "validation_error", f"invalid request: {fields}", details=details
         )
+
+    def _dependency_handler(name: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handler(_: Request, exc: Exception) -> Response:
+            error = _unavailable(name, exc)
+            return error_response(error.status, error.code, error.message, headers=error.headers)
+
+        return handler
+
+    # Once here for every route of every service, instead of a try at each call of a store.
+    for kind, name in DEPENDENCY_ERRORS.items():
+        app.add_exception_handler(kind, _dependency_handler(name))

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+# A Redis that is gone must not hold a request for long (errors.py turns what these raise into
+# 503 dependency_unavailable). A reply may take SOCKET_TIMEOUT_S, which stays above the event
+# log's blocking read (events.BLOCK_MS, 1 s); a connection attempt CONNECT_TIMEOUT_S.
+SOCKET_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 2.0
+# redis-py retries 3 times by default, on timeouts too, at the client and again at each
+# connect: on a frozen server a command then waited minutes. Once more, quickly, and only when a
+# connection broke (a restarted server), never after a timeout.
+RETRY = Retry(
+    ExponentialBackoff(cap=0.2, base=0.05), retries=1, supported_errors=(RedisConnectionError,)
+)
 
 
-def create_redis(url: str) -> Redis:
-    return Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=30,
+def _options() -> dict:
+    return {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "retry": RETRY,
+        "health_check_interval": 30,
+    }
+
+
+def create_redis(url: str, *, max_connections: int | None = None) -> Redis:
+    """A client on `url`; with `max_connections` on a blocking pool, where a caller waits for a
+    free connection (at most the socket timeout) instead of opening more under a burst."""
+    if max_connections is None:
+        return Redis.from_url(url, decode_responses=False, **_options())
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=SOCKET_TIMEOUT_S, **_options()
     )
+    # The client retries as the pool's connections are told to, and closes the pool with it.
+    return Redis.from_pool(pool)
 
 
 class Keys:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from lectern_common import db
 from lectern_common.health import Check
@@ -48,21 +48,10 @@ async def open_postgres(
 async def open_redis(
     settings: ServiceSettings, *, max_connections: int | None = None
 ) -> AsyncIterator[Redis]:
-    """A Redis client; with `max_connections` a blocking pool that waits for a free connection
-    (up to 5 s) instead of opening more under a burst."""
-    url = require_url(settings.redis_url, "REDIS_URL")
-    if max_connections is None:
-        redis = create_redis(url)
-    else:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
-        redis = Redis(connection_pool=pool)
+    """A Redis client (redis.py: its timeouts, retries and pool)."""
+    redis = create_redis(
+        require_url(settings.redis_url, "REDIS_URL"), max_connections=max_connections
+    )
     try:
         yield redis
     finally:

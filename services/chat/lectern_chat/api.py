@@ -12,7 +12,7 @@ from asyncpg import Record
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from lectern_chat import owners, questions, store
+from lectern_chat import owners, questions, slots, store
 from lectern_chat.events import Event
 from lectern_chat.owners import Owner
 from lectern_chat.schemas import (
@@ -27,7 +27,7 @@ from lectern_chat.schemas import (
 )
 from lectern_chat.state import State
 from lectern_common.contracts import USER_ID_PATTERN, ConversationsDeleted
-from lectern_common.errors import ApiError, NotFound
+from lectern_common.errors import ApiError, NotFound, dependency_error
 from lectern_common.identity import OptionalReader, Reader
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 
@@ -35,6 +35,8 @@ router = APIRouter(prefix="/api/chat", tags=["chat"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
 GuestToken = Annotated[str | None, Header(alias="X-Guest-Token", include_in_schema=False)]
+# Set by the gateway's forwardAuth answer (which it strips from what a client sends).
+RateKey = Annotated[str | None, Header(alias="X-Rate-Key", include_in_schema=False)]
 
 
 async def current_owner(
@@ -88,8 +90,18 @@ def event_stream(
         return event_frame(event.id, event.name, data)
 
     async def frames() -> AsyncIterator[bytes]:
-        async for batch in batches:
-            yield b"".join(map(frame, batch)) if batch else KEEPALIVE
+        last = 0
+        try:
+            async for batch in batches:
+                if batch:
+                    last = batch[-1].id
+                yield b"".join(map(frame, batch)) if batch else KEEPALIVE
+        except Exception as exc:
+            # The status (200) is already sent: a store that went away ends the stream with
+            # an error the client may retry, anything else with the server's usual failure.
+            if (unavailable := dependency_error(exc)) is None:
+                raise
+            yield event_frame(last + 1, "error", unavailable.event_data())
 
     return sse_response(frames())
 
@@ -99,7 +111,9 @@ def event_stream(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner) -> StreamingResponse:
+async def stream_answer(
+    body: StreamRequest, state: State, owner: MaybeOwner, rate_key: RateKey = None
+) -> StreamingResponse:
     """Ask a question; the answer streams back as `meta`, `sources`, `token`*, `done`|`error`."""
     try:
         asked = await questions.ask(
@@ -110,6 +124,7 @@ async def stream_answer(body: StreamRequest, state: State, owner: MaybeOwner) ->
             slots=state.slots,
             answers=state.answers,
             chapters=state.chapters,
+            address=slots.guest_address(rate_key),
         )
     except questions.ConversationNotFound:
         raise NotFound("conversation") from None
@@ -141,21 +156,15 @@ async def resume_answer(
     after: Annotated[int, Depends(last_event_id)],
 ) -> StreamingResponse:
     """The events of an answer after `Last-Event-ID`, live if it is still being written
-    (by any worker), from the replay log otherwise."""
+    (by any worker), from the replay log otherwise; one whose worker died ends with
+    `stream_lost`."""
     if not await state.events.exists(message_id):
         raise ApiError(
             410,
             "replay_expired",
             "this answer's events are no longer kept; read the conversation instead",
         )
-    return event_stream(
-        state.events.follow(
-            message_id,
-            after=after,
-            idle_s=state.settings.resume_idle_s,
-            keepalive_s=state.settings.sse_keepalive_s,
-        )
-    )
+    return event_stream(state.answers.resume(message_id, after=after))
 
 
 @router.get("/conversations")

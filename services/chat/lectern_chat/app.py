@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from lectern_chat import pages
 from lectern_chat.api import internal_router, router
 from lectern_chat.events import EventLog
-from lectern_chat.lifetimes import Answers, sweep_forever
+from lectern_chat.lifetimes import Answers
 from lectern_chat.pipeline import Pipeline
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
@@ -70,17 +70,32 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         # Drained first, while the stores and clients the answers use are still open.
         stack.push_async_callback(partial(tasks.drain, timeout_s=SHUTDOWN_S, cancel=True))
         keys = Keys(settings.redis_prefix)
-        events = EventLog(redis, keys, ttl_s=settings.replay_ttl_s, tasks=tasks)
+        events = EventLog(
+            redis,
+            keys,
+            ttl_s=settings.replay_ttl_s,
+            producer_ttl_s=settings.heartbeat_ttl_s,
+            tasks=tasks,
+        )
         slots = StreamSlots(
-            redis, keys, limit=settings.max_open_streams, ttl_s=settings.stream_max_s
+            redis,
+            keys,
+            per_owner=settings.max_open_streams,
+            per_address=settings.max_open_streams_per_address,
+            ttl_s=settings.stream_max_s,
         )
         pipeline = Pipeline(
             settings=settings, pool=pool, retrieval=retrieval, profile=profile, gemini=gemini
         )
         answers = Answers(
-            settings=settings, pipeline=pipeline, events=events, slots=slots, tasks=tasks
+            settings=settings,
+            pool=pool,
+            pipeline=pipeline,
+            events=events,
+            slots=slots,
+            tasks=tasks,
         )
-        tasks.spawn(sweep_forever(pool, settings), name="chat.sweeper")
+        tasks.spawn(answers.sweep_forever(), name="chat.sweeper")
         return ChatState(
             settings=settings,
             pool=pool,

@@ -2,7 +2,9 @@
 attached in this worker (an in-process queue, no round trip) and to a Redis stream, so a
 reader who reconnects with Last-Event-ID, on any worker or replica, gets the rest of that
 answer. Readers following the Redis log keep a heartbeat in a Redis set, so the worker
-producing the answer knows somebody still listens.
+producing the answer knows somebody still listens; the worker producing an answer keeps one
+too (a short-lived key it refreshes), so a reader, a follow-up or the sweeper knows when that
+worker died mid-answer.
 
 Event ids are small integers per message (1, 2, 3, ...) stored as Redis stream ids `0-<n>`,
 so "the events after Last-Event-ID n" is exactly `XREAD ... 0-<n>`.
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 from uuid import UUID
@@ -34,6 +38,10 @@ TERMINAL = frozenset({"done", "error"})
 BLOCK_MS = 1000
 HEARTBEAT_S = 1.0
 LISTENER_TTL_S = 3.0
+# A reader finding no new event for this long asks whether the answer's producer still beats.
+PRODUCER_CHECK_AFTER_S = 2.0
+# What a producer's heartbeat holds: which process it is (for whoever debugs a lost answer).
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,17 @@ class LocalReaders:
 class EventLog:
     """Append, replay and follow the events of an answer in Redis; track remote listeners."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, tasks: BackgroundTasks) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        ttl_s: int,
+        producer_ttl_s: int,
+        tasks: BackgroundTasks,
+    ) -> None:
         self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
+        self.producer_ttl_s = producer_ttl_s
         # Holds the clean-ups scheduled from cancelled requests (they cannot await any more).
         self.tasks = tasks
 
@@ -136,25 +153,46 @@ class EventLog:
     def _listeners_key(self, message_id: UUID) -> str:
         return self.keys("chat", "listeners", str(message_id))
 
+    def _producer_key(self, message_id: UUID) -> str:
+        return self.keys("chat", "producer", str(message_id))
+
     async def append(self, message_id: UUID, events: list[Event]) -> None:
         """Append events in one round trip; the expiry is set by the first event of the
-        answer and renewed by the last one."""
+        answer and renewed by the last one. The first also starts the producer's heartbeat
+        (before the log exists, so nobody who finds the log finds no heartbeat) and the last
+        ends it."""
         key = self._events_key(message_id)
         async with self.redis.pipeline(transaction=False) as pipe:
+            if events[0].id == 1:
+                pipe.set(self._producer_key(message_id), WORKER, ex=self.producer_ttl_s)
             for event in events:
                 pipe.xadd(
                     key, {"event": event.name, "data": orjson.dumps(event.data)}, id=f"0-{event.id}"
                 )
             if any(event.id == 1 or event.terminal for event in events):
                 pipe.expire(key, self.ttl_s)
+            if events[-1].terminal:
+                pipe.delete(self._producer_key(message_id))
             await pipe.execute()
+
+    async def beat(self, message_id: UUID) -> None:
+        """The producer's heartbeat: this answer is still being written."""
+        await self.redis.set(self._producer_key(message_id), WORKER, ex=self.producer_ttl_s)
+
+    async def producing(self, message_ids: list[UUID]) -> set[UUID]:
+        """Those of `message_ids` whose producer beat within the last `producer_ttl_s`."""
+        if not message_ids:
+            return set()
+        beats = await self.redis.mget([self._producer_key(m) for m in message_ids])
+        return {m for m, beat in zip(message_ids, beats, strict=True) if beat is not None}
 
     async def exists(self, message_id: UUID) -> bool:
         return bool(await self.redis.exists(self._events_key(message_id)))
 
     async def read_after(
-        self, message_id: UUID, after: int, *, block_ms: int = BLOCK_MS
+        self, message_id: UUID, after: int, *, block_ms: int | None = BLOCK_MS
     ) -> list[Event]:
+        """The events after `after`, waiting up to `block_ms` for one (None: not at all)."""
         key = self._events_key(message_id)
         # Stream entries as the client returns them without decoding: (key, [(id, fields)]).
         reply = cast(
@@ -181,7 +219,10 @@ class EventLog:
             await pipe.execute()
 
     async def detach(self, message_id: UUID, listener: str) -> None:
-        await self.redis.zrem(self._listeners_key(message_id), listener)
+        try:
+            await self.redis.zrem(self._listeners_key(message_id), listener)
+        except Exception as exc:  # the heartbeat runs out on its own
+            log.warning("chat.detach_failed", error_type=type(exc).__name__)
 
     def detach_later(self, message_id: UUID, listener: str) -> None:
         # Refused while the worker shuts down: the heartbeat then simply runs out (it counts
@@ -193,17 +234,38 @@ class EventLog:
         return int(await self.redis.zcount(self._listeners_key(message_id), time.time(), "+inf"))
 
     async def forget(self, message_ids: list[UUID]) -> None:
+        """Drop the logs of deleted messages. Without Redis the deletion still stands: the logs
+        expire within `ttl_s`, and resuming a deleted message is a 404 before any log is read."""
         keys = [k for m in message_ids for k in (self._events_key(m), self._listeners_key(m))]
-        if keys:
+        if not keys:
+            return
+        try:
             await self.redis.delete(*keys)
+        except Exception as exc:
+            log.warning("chat.forget_failed", error_type=type(exc).__name__, keys=len(keys))
+
+    async def _producer_gone(self, message_id: UUID, after: int) -> bool:
+        """Whether nothing more will come: no heartbeat, and (read again after that, since the
+        last event is appended before the heartbeat ends) still nothing after `after`."""
+        if await self.producing([message_id]):
+            return False
+        return not await self.read_after(message_id, after, block_ms=None)
 
     async def follow(
-        self, message_id: UUID, *, after: int, idle_s: float, keepalive_s: float
+        self,
+        message_id: UUID,
+        *,
+        after: int,
+        idle_s: float,
+        keepalive_s: float,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[list[Event]]:
         """Yield the events after `after` as they are appended, a batch at a time, until a
         terminal one (an empty batch after each `keepalive_s` of silence). While following,
-        keep a heartbeat in the listener set. If the log stays silent for `idle_s` (the worker
-        producing it died), end with a `stream_lost` error."""
+        keep a heartbeat in the listener set. When the log has been silent a while and the
+        answer's producer no longer beats (its worker died, or the answer was settled without
+        its last event), or after `idle_s` of silence in any case, call `on_lost` and end with
+        a `stream_lost` error."""
         listener = uuid.uuid4().hex
         await self.attach(message_id, listener)
         beat = idle_since = kept_alive = time.monotonic()
@@ -215,8 +277,13 @@ class EventLog:
                     await self.attach(message_id, listener)
                     beat = now
                 if not events:
-                    if now - idle_since > idle_s:
+                    if now - idle_since > idle_s or (
+                        now - idle_since >= PRODUCER_CHECK_AFTER_S
+                        and await self._producer_gone(message_id, after)
+                    ):
                         log.warning("chat.stream_lost", message_id=str(message_id), after=after)
+                        if on_lost is not None:
+                            await on_lost()
                         yield [stream_lost(after)]
                         return
                     if now - kept_alive >= keepalive_s:

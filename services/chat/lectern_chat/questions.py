@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import asyncpg
 
@@ -52,9 +53,11 @@ async def ask(
     slots: StreamSlots,
     answers: Answers,
     chapters: KnownChapters,
+    address: str | None = None,
 ) -> Asked:
-    """Start answering `question`; raises ConversationNotFound, ChapterNotFound, TooManyStreams
-    or store.ConversationBusy (another answer of the conversation is still streaming)."""
+    """Start answering `question` for `owner` (asking, if a guest, from `address`); raises
+    ConversationNotFound, ChapterNotFound, TooManyStreams or store.ConversationBusy (another
+    answer of the conversation is still streaming)."""
     started = time.perf_counter()
     # False only when retrieval says so: while it cannot tell, the answer reports the outage.
     if question.chapter_id is not None and await chapters.has(question.chapter_id) is False:
@@ -72,7 +75,8 @@ async def ask(
     if owner is None:  # a guest's first question
         guest_token, guest_hash = owners.new_guest()
         owner = owners.guest_owner(guest_hash)
-    if not await slots.take(owner):
+    slot = await slots.take(owner, address=address)
+    if slot is None:
         raise TooManyStreams
     turn = Turn(
         conversation_id=question.conversation_id or uuid.uuid4(),
@@ -93,15 +97,43 @@ async def ask(
         started=started,
     )
     try:
-        await store.start_turn(
+        await _store_turn(
             pool,
             turn,
             new_conversation=question.conversation_id is None,
-            stale_after_s=settings.stream_max_s,
-            new_guest_hash=guest_hash,
+            settings=settings,
+            answers=answers,
+            guest_hash=guest_hash,
         )
-        events = answers.start(job)
+        events = answers.start(job, slot)
     except BaseException:  # from here on the answer releases the slot when it ends
-        await slots.release(owner)
+        await slots.release(slot)
         raise
     return Asked(events=events, guest_token=guest_token)
+
+
+async def _store_turn(
+    pool: asyncpg.Pool,
+    turn: Turn,
+    *,
+    new_conversation: bool,
+    settings: ChatSettings,
+    answers: Answers,
+    guest_hash: bytes | None,
+) -> None:
+    """Store the turn; when the conversation is busy only with answers whose worker died,
+    store those as lost and try once more."""
+    start = partial(
+        store.start_turn,
+        pool,
+        turn,
+        new_conversation=new_conversation,
+        stale_after_s=settings.stream_max_s,
+        new_guest_hash=guest_hash,
+    )
+    try:
+        await start()
+    except store.ConversationBusy as busy:
+        if set(await answers.settle_lost(busy.message_ids)) != set(busy.message_ids):
+            raise
+        await start()

@@ -41,12 +41,23 @@ class ChatSettings(UpstreamSettings):
     detach_grace_s: float = 5.0
     # A resumed stream gives up when the log stays silent this long (the producer died).
     resume_idle_s: float = 60.0
-    # No answer runs longer than this (it ends with `error answer_too_long`); one still marked
-    # streaming after it is dead (its worker stopped) and is marked failed by the sweeper,
-    # which each worker runs every `sweep_interval_s`.
+    # No answer runs longer than this (it ends with `error answer_too_long`).
     stream_max_s: int = Field(600, ge=10)
-    sweep_interval_s: float = Field(60.0, gt=0.0)
+    # The worker producing an answer refreshes its heartbeat in Redis every `heartbeat_s`; an
+    # answer still `streaming` whose heartbeat has not been seen for `heartbeat_ttl_s` lost its
+    # worker (killed, crashed) and is stored as failed `stream_lost` by whoever finds it: a
+    # follow-up in its conversation, a resume, or the sweeper each worker runs every
+    # `sweep_interval_s`. The TTL is many beats long, so a worker whose loop is busy for a few
+    # seconds under a burst is not taken for dead.
+    heartbeat_s: float = Field(1.0, gt=0.0, le=5.0)
+    heartbeat_ttl_s: int = Field(10, ge=2)
+    sweep_interval_s: float = Field(5.0, gt=0.0)
+    # Open answers at once per owner (reader or guest token), and per client address for guests
+    # (the gateway's X-Rate-Key `ip:<address>`): a guest without a token is a new owner with
+    # every first question, so only the address bounds them. A classroom or an office shares
+    # one NAT address, hence a larger cap per address than per owner.
     max_open_streams: int = 3
+    max_open_streams_per_address: int = 20
     # The Redis pool (event log and stream slots): callers wait for a free connection (up to the
     # socket timeout) instead of failing when many answers stream at once.
     redis_max_connections: int = 256

@@ -27,7 +27,20 @@ class Turn:
 
 
 class ConversationBusy(Exception):
-    """Another answer of this conversation is still streaming."""
+    """Another answer of this conversation is still streaming: `message_ids` (which may have
+    lost their worker: lifetimes.Answers.settle_lost)."""
+
+    def __init__(self, message_ids: list[UUID]) -> None:
+        super().__init__("conversation busy")
+        self.message_ids = message_ids
+
+
+# What an answer whose worker died is stored with.
+STREAM_LOST = {
+    "code": "stream_lost",
+    "message": "the answer stopped when its server did; ask again",
+    "retryable": True,
+}
 
 
 async def guest_is_active(pool: asyncpg.Pool, token_hash: bytes) -> bool:
@@ -111,14 +124,14 @@ async def start_turn(
         await conn.execute(
             "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", turn.conversation_id
         )
-        busy = await conn.fetchval(
-            "SELECT 1 FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
+        busy = await conn.fetch(
+            "SELECT id FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
             " AND created_at > now() - make_interval(secs => $2)",
             turn.conversation_id,
             float(stale_after_s),
         )
         if busy:
-            raise ConversationBusy
+            raise ConversationBusy([r["id"] for r in busy])
         await conn.execute(
             "UPDATE conversations SET updated_at = now() WHERE id = $1", turn.conversation_id
         )
@@ -191,13 +204,37 @@ async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
         " error = $2, completed_at = now()"
         " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
         float(older_than_s),
-        {
-            "code": "stream_lost",
-            "message": "the answer stopped when its server did",
-            "retryable": True,
-        },
+        STREAM_LOST,
     )
     return int(result.split()[-1])
+
+
+async def streaming_answers(pool: asyncpg.Pool, *, older_than_s: float) -> list[UUID]:
+    """The answers marked streaming that started more than `older_than_s` ago (few at any
+    time: the partial index on streaming rows)."""
+    rows = await pool.fetch(
+        "SELECT id FROM messages"
+        " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
+        float(older_than_s),
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_lost(
+    pool: asyncpg.Pool, message_ids: list[UUID], *, older_than_s: float
+) -> list[UUID]:
+    """Store these answers as failed `stream_lost` if they are still streaming and started
+    more than `older_than_s` ago; the ids of those changed."""
+    rows = await pool.fetch(
+        "UPDATE messages SET status = 'failed', finish_reason = 'stream_lost',"
+        " error = $2, completed_at = now()"
+        " WHERE id = ANY($1::uuid[]) AND status = 'streaming'"
+        " AND created_at < now() - make_interval(secs => $3) RETURNING id",
+        message_ids,
+        STREAM_LOST,
+        float(older_than_s),
+    )
+    return [r["id"] for r in rows]
 
 
 async def list_conversations(pool: asyncpg.Pool, owner: str, limit: int) -> list[asyncpg.Record]:

@@ -56,7 +56,12 @@ class Flight:
         return None
 
     async def release(self, lock: Lock) -> None:
-        await self.redis.eval(_RELEASE, 1, lock.key, lock.token)
+        """Give the lock back. Without Redis it expires on its own within its TTL, and what
+        the holder made (stored, or failed) still reaches its own request."""
+        try:
+            await self.redis.eval(_RELEASE, 1, lock.key, lock.token)
+        except RedisError as exc:
+            log.warning("summary.lock_release_failed", error=type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def held(self, lock: Lock) -> AsyncIterator[None]:
@@ -85,11 +90,16 @@ class Flight:
         return token.decode() if isinstance(token, bytes) else str(token)
 
     async def note_failure(self, lock: Lock, failure: Failure) -> None:
-        await self.redis.set(
-            self.keys("summary", "failed", lock.token),
-            orjson.dumps(failure.__dict__),
-            px=self.failure_ms,
-        )
+        """Leave the failure for the requests that waited; without Redis they find no note and
+        try themselves, and the holder's own request still gets its failure."""
+        try:
+            await self.redis.set(
+                self.keys("summary", "failed", lock.token),
+                orjson.dumps(failure.__dict__),
+                px=self.failure_ms,
+            )
+        except RedisError as exc:
+            log.warning("summary.failure_note_failed", error=type(exc).__name__)
 
     async def failure_of(self, token: str) -> Failure | None:
         raw = await self.redis.get(self.keys("summary", "failed", token))

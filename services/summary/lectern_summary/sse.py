@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from fastapi.responses import StreamingResponse
 
-from lectern_common.errors import ApiError
+from lectern_common.errors import DEPENDENCY_ERRORS, ApiError, dependency_error
 from lectern_common.gemini import LLMError
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 from lectern_common.tasks import BackgroundTasks
@@ -29,6 +29,8 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _error_data(exc: BaseException) -> dict:
+    if (unavailable := dependency_error(exc)) is not None:
+        return unavailable.event_data()
     if isinstance(exc, LLMError):
         return {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
     if isinstance(exc, ApiError):
@@ -68,7 +70,7 @@ async def _events(
             # comment keeps proxies and the reader's idle timer from giving up.
             yield KEEPALIVE
     if (exc := task.exception()) is not None:
-        if not isinstance(exc, LLMError | ApiError):
+        if not isinstance(exc, (LLMError, ApiError, *DEPENDENCY_ERRORS)):
             log.error("summary.stream_failed", error_type=type(exc).__name__)
         yield event_frame(n + 1, "error", _error_data(exc))
         return
