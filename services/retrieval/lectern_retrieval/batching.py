@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from lectern_common.tasks import BackgroundTasks
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -25,7 +27,7 @@ class Batcher(Generic[T, R]):
         self.run, self.max_batch, self.max_in_flight = run, max_batch, max_in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks("retrieval.batch")
 
     async def __call__(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -39,9 +41,7 @@ class Batcher(Generic[T, R]):
         batch = self._waiting[: self.max_batch]
         del self._waiting[: self.max_batch]
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._run(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._run(batch), name="retrieval.batch")
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
