@@ -1,7 +1,7 @@
 """The retrieval service's app factory and lifespan.
 
-In embedded mode (no QDRANT_URL) run it with ONE worker: qdrant-client's local mode locks its
-folder, so a second process could not open it.
+In embedded mode (no QDRANT_URL) run it with ONE worker: the embedded index allows one writer,
+and a second process is refused at start-up with a message saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from lectern_retrieval.embeddings import create_embedder
 from lectern_retrieval.ingest import Ingestor
 from lectern_retrieval.search import Searcher
 from lectern_retrieval.settings import RetrievalSettings
-from lectern_retrieval.vectors import VectorStore
+from lectern_retrieval.vectors import IndexMeta, VectorStore
+from lectern_retrieval.vectors_edge import EdgeVectorStore
+from lectern_retrieval.vectors_server import ServerVectorStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A running ingest is left to finish at shutdown (cut off, it would leave vectors without rows
@@ -32,13 +34,38 @@ INGEST_SHUTDOWN_WAIT_S = 600.0
 log = structlog.get_logger()
 
 
-async def _reconcile(pool: asyncpg.Pool, vectors: VectorStore) -> None:
-    """If vectors went missing (e.g. the Qdrant folder was deleted), make the next ingest
-    re-embed everything rather than trust the registry."""
-    points, rows = await vectors.count(), await store.count_passages(pool)
-    if points < rows:
-        log.warning("index.vectors_missing", points=points, expected=rows)
-        await store.forget_file_hashes(pool)
+def create_vector_store(settings: RetrievalSettings, meta: IndexMeta) -> VectorStore:
+    """The Qdrant server's collection when QDRANT_URL is set, else the embedded index."""
+    if settings.qdrant_url:
+        return ServerVectorStore.for_url(
+            meta,
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key.get_secret_value() or None,
+            collection=settings.collection,
+            rrf_k=settings.rrf_k,
+        )
+    return EdgeVectorStore(
+        meta, path=settings.qdrant_path, collection=settings.collection, rrf_k=settings.rrf_k
+    )
+
+
+async def reconcile(pool: asyncpg.Pool, vectors: VectorStore) -> None:
+    """Match the index against the registry, chapter by chapter: a chapter whose points differ
+    from what its rows expect (an ingest cut off, a deleted index folder) is re-embedded by the
+    next ingest, and points of chapters with no row (a first ingest cut off) are dropped.
+    Under the ingest lock, so an ingest running on another replica is never mistaken for one
+    cut off."""
+    async with store.ingest_lock(pool):
+        points, expected = await vectors.chapter_counts(), await store.passages_per_chapter(pool)
+        stale = [c for c, n in expected.items() if points.get(c, 0) != n]
+        orphans = [c for c in points if c not in expected]
+        if stale:
+            log.warning("index.chapters_mismatch", chapters=len(stale), first=stale[:5])
+            await store.forget_file_hashes(pool, stale)
+        for chapter_id in orphans:
+            await vectors.delete_chapter(chapter_id)
+        if orphans:
+            log.warning("index.orphans_dropped", chapters=len(orphans), first=orphans[:5])
 
 
 def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
@@ -47,18 +74,19 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     async def open_state(stack: AsyncExitStack) -> RetrievalState:
         embedder = create_embedder(settings)
         stack.push_async_callback(embedder.aclose)
-        vectors = VectorStore(
-            settings,
-            model=embedder.name,
-            dimension=embedder.dimension,
-            passages=embedder.passage_scheme,
+        meta = IndexMeta(
+            model=embedder.name, dimension=embedder.dimension, passages=embedder.passage_scheme
         )
+        vectors = create_vector_store(settings, meta)
         stack.push_async_callback(vectors.close)
         await vectors.open()
         pool = await stack.enter_async_context(
             open_postgres(settings, schema="retrieval", migrations=MIGRATIONS)
         )
-        await _reconcile(pool, vectors)
+        await reconcile(pool, vectors)
+        # Builds the HNSW graph of what the last run ingested (and drops deleted points)
+        # before the first search: the embedded engine holds the GIL while it works.
+        await vectors.optimize()
         background = BackgroundTasks("retrieval.ingest")
         # Registered last, so it runs first: ingests finish before the stores close.
         stack.push_async_callback(background.drain, timeout_s=INGEST_SHUTDOWN_WAIT_S)
@@ -68,7 +96,12 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             embedder=embedder,
             vectors=vectors,
             searcher=Searcher(
-                pool, vectors, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates
+                pool,
+                vectors,
+                embedder,
+                rrf_k=settings.rrf_k,
+                candidates=settings.candidates,
+                lexical_in_engine=settings.lexical == "engine",
             ),
             ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
             background=background,
@@ -77,7 +110,8 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             "retrieval.ready",
             embeddings=embedder.name,
             dimension=embedder.dimension,
-            qdrant="server" if settings.qdrant_url else "local",
+            index="server" if settings.qdrant_url else "embedded",
+            lexical=settings.lexical,
         )
         return state
 

@@ -24,7 +24,7 @@ from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.parsing import SUPPORTED_SUFFIXES, ParseError, parse_document
 from lectern_retrieval.settings import RetrievalSettings
 from lectern_retrieval.store import DocumentRow
-from lectern_retrieval.vectors import VectorStore, passage_point_id
+from lectern_retrieval.vectors import PassagePoint, VectorStore, passage_point_id
 
 log = structlog.get_logger()
 
@@ -301,12 +301,7 @@ class Ingestor:
             await store.write_documents(
                 conn, changed, removed, {cid: len(texts) for cid, texts in passages.items()}
             )
-        stale = [
-            passage_point_id(chunk_id, i)
-            for chunk_id, old in stored.items()
-            for i in range(len(passages.get(chunk_id, ())), old.passages)
-        ]
-        await self.vectors.delete(stale)
+        await self._delete_stale(changed, removed, stored, passages)
         new = sum(1 for d in changed if d.source_path not in known)
         return {
             "source": source,
@@ -318,6 +313,31 @@ class Ingestor:
             "removed": len(removed),
             "embeddings_computed": total,
         }
+
+    async def _delete_stale(
+        self,
+        changed: list[DocumentRow],
+        removed: list[str],
+        stored: dict[str, store.StoredChunk],
+        passages: dict[str, list[str]],
+    ) -> None:
+        """Drop the points no row stands for any more: passages a kept chunk no longer has,
+        every point of a changed chapter outside its current chunks (including those an
+        interrupted ingest left behind), and the points of removed chapters."""
+        await self.vectors.delete_points(
+            [
+                passage_point_id(chunk_id, i)
+                for chunk_id, old in stored.items()
+                if chunk_id in passages
+                for i in range(len(passages[chunk_id]), old.passages)
+            ]
+        )
+        for doc in changed:
+            await self.vectors.delete_chapter(
+                doc.chapter_id, keep_chunks=[c.chunk_id for c in doc.chunks]
+            )
+        for chapter_id in removed:
+            await self.vectors.delete_chapter(chapter_id)
 
     @staticmethod
     def _reusable(
@@ -352,16 +372,23 @@ class Ingestor:
         # Embed and upsert in slices so a big ingest streams progress and holds little memory.
         for start in range(0, len(items), EMBED_SLICE):
             part = items[start : start + EMBED_SLICE]
-            ids, texts, payloads = [], [], []
-            for d, c in part:
-                for i, text in enumerate(passages[c.chunk_id]):
-                    ids.append(passage_point_id(c.chunk_id, i))
-                    texts.append(text)
-                    payloads.append(
-                        {"chunk_id": c.chunk_id, "chapter_id": d.chapter_id, "source": d.source}
+            owners = [
+                (d, c, i, text) for d, c in part for i, text in enumerate(passages[c.chunk_id])
+            ]
+            vectors: np.ndarray = await self.embedder.embed_documents([o[3] for o in owners])
+            await self.vectors.upsert(
+                [
+                    PassagePoint(
+                        id=passage_point_id(c.chunk_id, i),
+                        dense=vector,
+                        text=text,
+                        chunk_id=c.chunk_id,
+                        chapter_id=d.chapter_id,
+                        source=d.source,
                     )
-            vectors: np.ndarray = await self.embedder.embed_documents(texts)
-            await self.vectors.upsert(ids, vectors, payloads)
+                    for (d, c, i, text), vector in zip(owners, vectors, strict=True)
+                ]
+            )
             if progress:
                 await progress(
                     {"event": "progress", "embedded": start + len(part), "total": len(items)}

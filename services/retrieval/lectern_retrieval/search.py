@@ -1,5 +1,7 @@
-"""Hybrid search: a dense leg (Qdrant) and a lexical leg (PostgreSQL full-text search) run
-together and are fused with reciprocal rank fusion; an optional chapter filter narrows both."""
+"""Hybrid search: a dense leg (the index) and a lexical leg fused with reciprocal rank fusion;
+an optional chapter filter narrows both. The lexical leg is BM25 in PostgreSQL (fused here) or,
+with RETRIEVAL_LEXICAL=engine, the index's BM25 sparse vectors (fused by the engine in the same
+call as the dense leg)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from lectern_common.gemini import LLMError
 from lectern_retrieval import store
 from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder
-from lectern_retrieval.vectors import VectorStore
+from lectern_retrieval.vectors import VectorQuery, VectorStore
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -30,8 +32,8 @@ def rrf(legs: list[tuple[list[tuple[str, float]], float]], *, k: int) -> list[tu
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-# Vector searches sent to Qdrant in one call at most (each asks for a few hundred points).
-NEAREST_BATCH = 32
+# Index searches sent in one call at most (each asks for a few hundred points).
+QUERY_BATCH = 32
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Searcher:
     embedder: Embedder
     rrf_k: int
     candidates: int
+    lexical_in_engine: bool = False
 
     def __post_init__(self) -> None:
         self._embed: Batcher[str, np.ndarray] = Batcher(
@@ -48,9 +51,9 @@ class Searcher:
             max_batch=self.embedder.query_batch,
             max_in_flight=self.embedder.query_concurrency,
         )
-        self._nearest = Batcher(
-            partial(self.vectors.nearest, limit=self.candidates),
-            max_batch=NEAREST_BATCH,
+        self._index: Batcher[VectorQuery, list[tuple[str, float]]] = Batcher(
+            partial(self.vectors.query, limit=self.candidates),
+            max_batch=QUERY_BATCH,
             max_in_flight=self.vectors.concurrency,
         )
 
@@ -67,37 +70,41 @@ class Searcher:
                 "the embedding model is unavailable, try again shortly",
             ) from exc
 
-    async def _dense(self, query: str, chapter_id: str | None) -> list[tuple[str, float]]:
-        vector = await self._query_vector(query)
-        if chapter_id is None:
-            return await self._nearest(vector)
-        chunks = await store.chapter_passages(self.pool, chapter_id)
-        return (await self.vectors.score_chunks(vector, chunks))[: self.candidates]
+    async def _legs(
+        self, query: str, chapter_id: str | None, mode: Mode
+    ) -> list[list[tuple[str, float]]]:
+        """The ranked legs to fuse: one when the engine fused them (or only one was asked)."""
+        if mode == "lexical":
+            if self.lexical_in_engine:
+                return [await self._index(VectorQuery(text=query, chapter_id=chapter_id))]
+            return [
+                await store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id)
+            ]
+        if mode == "dense" or self.lexical_in_engine:
+            fused_text = query if mode == "hybrid" else None
+            vector = await self._query_vector(query)
+            return [
+                await self._index(VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id))
+            ]
+
+        async def dense() -> list[tuple[str, float]]:
+            vector = await self._query_vector(query)
+            return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
+
+        return list(
+            await asyncio.gather(
+                dense(),
+                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
+            )
+        )
 
     async def search(
         self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
     ) -> list[dict]:
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
-        legs: list[tuple[list[tuple[str, float]], float]] = []
-        if mode == "hybrid":
-            dense, lexical = await asyncio.gather(
-                self._dense(query, chapter_id),
-                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
-            )
-            legs = [(dense, 1.0), (lexical, 1.0)]
-        elif mode == "dense":
-            legs = [(await self._dense(query, chapter_id), 1.0)]
-        else:
-            legs = [
-                (
-                    await store.lexical(
-                        self.pool, query, limit=self.candidates, chapter_id=chapter_id
-                    ),
-                    1.0,
-                )
-            ]
-        ranked = rrf(legs, k=self.rrf_k) if mode == "hybrid" else legs[0][0]
+        legs = await self._legs(query, chapter_id, mode)
+        ranked = rrf([(leg, 1.0) for leg in legs], k=self.rrf_k) if len(legs) > 1 else legs[0]
         # Vectors of a half-finished ingest may have no row yet: ask for a few spare ids.
         wanted = ranked[: top_k + 10]
         rows = await store.chunks_by_id(self.pool, [i for i, _ in wanted])

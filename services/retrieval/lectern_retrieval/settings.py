@@ -20,7 +20,9 @@ class RetrievalSettings(ServiceSettings):
     qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
     qdrant_api_key: SecretStr = Field(SecretStr(""), validation_alias="QDRANT_API_KEY")
     qdrant_path: str = Field(".lectern/data/qdrant", validation_alias="QDRANT_PATH")
-    collection: str = "lectern_passages"
+    # Named `dense` + `bm25` vectors: an index of the single-vector layout is refused, so the
+    # default name moved on and an upgrade starts a fresh collection (the registry re-embeds).
+    collection: str = "lectern_hybrid"
 
     admin_token: SecretStr = Field(SecretStr(""), validation_alias="ADMIN_TOKEN")
 
@@ -46,6 +48,10 @@ class RetrievalSettings(ServiceSettings):
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
     rrf_k: int = Field(60, ge=1)
+    # Where the lexical leg runs: BM25 in PostgreSQL (tuned, the default until the engine's
+    # BM25 is measured as good on held-out questions) or the index's own `bm25` sparse vectors,
+    # fused with the dense leg in the same engine call.
+    lexical: Literal["postgres", "engine"] = "postgres"
     # Per leg; measured on the gold set, 20 fused better than 40 (recall@5 0.815 vs 0.778).
     candidates: int = Field(20, ge=5, le=500)
 

@@ -182,14 +182,21 @@ async def _index_terms(
     )
 
 
-async def count_passages(pool: asyncpg.Pool) -> int:
-    """The number of vectors the chunk rows expect in Qdrant."""
-    return await pool.fetchval("SELECT coalesce(sum(passages), 0) FROM chunks")
+async def passages_per_chapter(pool: asyncpg.Pool) -> dict[str, int]:
+    """Chapter id -> the number of points its chunk rows expect in the index."""
+    rows = await pool.fetch(
+        """SELECT d.chapter_id, coalesce(sum(c.passages), 0)::int AS passages
+             FROM documents d LEFT JOIN chunks c USING (chapter_id)
+            GROUP BY d.chapter_id"""
+    )
+    return {r["chapter_id"]: r["passages"] for r in rows}
 
 
-async def forget_file_hashes(pool: asyncpg.Pool) -> None:
-    """Make the next ingest of every document rebuild it (its vectors went missing)."""
-    await pool.execute("UPDATE documents SET file_hash = ''")
+async def forget_file_hashes(pool: asyncpg.Pool, chapter_ids: list[str]) -> None:
+    """Make the next ingest of these documents rebuild them (their points do not match)."""
+    await pool.execute(
+        "UPDATE documents SET file_hash = '' WHERE chapter_id = ANY($1)", chapter_ids
+    )
 
 
 async def chunks_by_id(pool: asyncpg.Pool, ids: list[str]) -> dict[str, dict]:
@@ -201,14 +208,6 @@ async def chunks_by_id(pool: asyncpg.Pool, ids: list[str]) -> dict[str, dict]:
         ids,
     )
     return {r["chunk_id"]: dict(r) for r in rows}
-
-
-async def chapter_passages(pool: asyncpg.Pool, chapter_id: str) -> dict[str, int]:
-    """The chunks of one chapter and how many passages (vectors) each has."""
-    rows = await pool.fetch(
-        "SELECT chunk_id::text, passages FROM chunks WHERE chapter_id = $1", chapter_id
-    )
-    return {r["chunk_id"]: r["passages"] for r in rows}
 
 
 async def lexical(

@@ -1,28 +1,42 @@
-"""The Qdrant collection of passage vectors: local mode on disk by default, a server by
-QDRANT_URL. A chunk is embedded as one or more passages; passage i of a chunk is the point
-uuid5(chunk_id, i) with the chunk id in its payload, and a chunk scores as its best passage.
+"""The passage index behind one interface, `VectorStore`, with two engines: Qdrant's embedded
+engine (`qdrant-edge-py`, a shard in a local folder) by default, and a Qdrant server (Qdrant
+Cloud in production) through qdrant-client when QDRANT_URL is set.
 
-qdrant-client is synchronous here and every call runs on a small thread pool, so brute-force
-scoring in local mode never blocks the event loop. Local mode allows one thread (its storage
-is not meant for concurrent writers); a server gets a few.
+Both hold the same collection: passage i of a chunk is the point uuid5(chunk_id, i), with
+the payload {chunk_id, chapter_id, source} and two named vectors, `dense` (the embedder's unit
+vectors, dot product) and `bm25` (a sparse BM25 document vector of the passage text, IDF
+applied by the engine). Queries have one shape in both: the nearest `dense` points, the
+nearest `bm25` points, or both as prefetches fused by RRF, each optionally filtered to one
+chapter; a chunk scores as its best passage. Moving a book to a server is a re-ingest.
+
+The engines are synchronous; every call runs on a small thread pool of the store's own, so
+the event loop keeps serving while the index works.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from qdrant_client import QdrantClient, models
-
-from lectern_retrieval.settings import RetrievalSettings
+from qdrant_edge import Bm25, Bm25Config, SparseVector
 
 UPSERT_BATCH = 256
 # Points fetched per chunk wanted: neighbouring passages of one chunk often rank together.
 PASSAGE_FANOUT = 5
+DENSE, SPARSE = "dense", "bm25"
+# Recorded with the index: an index of another layout is refused, never half-used.
+LAYOUT = "dense+bm25/1"
+# One lexical model for both engines, so their sparse vectors are the same numbers.
+_BM25 = Bm25(Bm25Config(language="english"))
+
+T = TypeVar("T")
 
 
 def passage_point_id(chunk_id: str, index: int) -> str:
@@ -38,149 +52,162 @@ def best_per_chunk(scored: list[tuple[str, float]], limit: int) -> list[tuple[st
     return sorted(best.items(), key=lambda pair: -pair[1])[:limit]
 
 
+def bm25_document(text: str) -> SparseVector:
+    return _BM25.embed_document(text)
+
+
+def bm25_query(text: str) -> SparseVector:
+    return _BM25.embed_query(text)
+
+
 class EmbeddingMismatch(RuntimeError):
-    """The collection holds vectors of another model or dimension."""
+    """The index holds vectors of another model, dimension, passage scheme or layout."""
 
 
-class VectorStore:
-    def __init__(
-        self, settings: RetrievalSettings, *, model: str, dimension: int, passages: str
-    ) -> None:
-        self.collection, self.model, self.dimension = settings.collection, model, dimension
-        self.passages = passages
-        if settings.qdrant_url:
-            self.client = QdrantClient(
-                url=settings.qdrant_url,
-                timeout=10,
-                api_key=settings.qdrant_api_key.get_secret_value() or None,
-            )
-            workers = 4
-        else:
-            self.client = QdrantClient(path=settings.qdrant_path)
-            workers = 1
+class IndexLocked(RuntimeError):
+    """Another process has the embedded index open (it allows one writer)."""
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What the vectors were made with; recorded when the index is created."""
+
+    model: str
+    dimension: int
+    passages: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "embedding_model": self.model,
+            "dimension": self.dimension,
+            "passages": self.passages,
+            "layout": LAYOUT,
+        }
+
+    def check(self, where: str, found: dict[str, Any], *, size: int | None) -> None:
+        """Raise EmbeddingMismatch naming both sides unless `found` (the index's metadata)
+        and `size` (its dense dimension) match this service's embedder."""
+        if (
+            found.get("embedding_model") == self.model
+            and found.get("passages") == self.passages
+            and found.get("layout") == LAYOUT
+            and size == self.dimension
+        ):
+            return
+        raise EmbeddingMismatch(
+            f"{where} holds vectors of {found.get('embedding_model', 'an unknown model')} "
+            f"(dimension {size}, passages {found.get('passages', 'one per chunk')}, layout "
+            f"{found.get('layout', 'a single unnamed vector')}) but this service embeds with "
+            f"{self.model} (dimension {self.dimension}, passages {self.passages}, layout "
+            f"{LAYOUT}). Switch EMBEDDINGS_PROVIDER back, or point RETRIEVAL_COLLECTION at a "
+            f"new collection and re-ingest; vectors of two models are never mixed."
+        )
+
+
+@dataclass(frozen=True)
+class PassagePoint:
+    id: str
+    dense: np.ndarray
+    text: str  # what the sparse BM25 vector is made of
+    chunk_id: str
+    chapter_id: str
+    source: str
+
+    @property
+    def payload(self) -> dict[str, str]:
+        return {"chunk_id": self.chunk_id, "chapter_id": self.chapter_id, "source": self.source}
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """One search: `dense` alone, `text` alone (BM25), or both fused by RRF."""
+
+    dense: np.ndarray | None = None
+    text: str | None = None
+    chapter_id: str | None = None
+
+
+class VectorStore(ABC):
+    """The async interface the service uses; an engine implements the synchronous `_` calls."""
+
+    # Calls the engine may run at once (the Batcher keeps this many batches in flight).
+    concurrency: int = 1
+
+    def __init__(self, meta: IndexMeta, *, collection: str, rrf_k: int, workers: int) -> None:
+        self.meta, self.collection, self.rrf_k = meta, collection, rrf_k
         self.concurrency = workers
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qdrant")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="index")
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, partial(fn, *args, **kwargs)
+            self._pool, partial(fn, *args, **kwargs)
         )
 
     async def open(self) -> None:
-        await self._run(self._ensure_collection)
-
-    def _ensure_collection(self) -> None:
-        if not self.client.collection_exists(self.collection):
-            self.client.create_collection(
-                self.collection,
-                vectors_config=models.VectorParams(
-                    size=self.dimension, distance=models.Distance.DOT
-                ),
-                metadata={
-                    "embedding_model": self.model,
-                    "dimension": self.dimension,
-                    "passages": self.passages,
-                },
-            )
-            return
-        info = self.client.get_collection(self.collection)
-        meta = info.config.metadata or {}
-        params = info.config.params.vectors
-        size = params.size if isinstance(params, models.VectorParams) else None
-        if (
-            meta.get("embedding_model") != self.model
-            or size != self.dimension
-            or meta.get("passages") != self.passages
-        ):
-            raise EmbeddingMismatch(
-                f"Qdrant collection '{self.collection}' holds vectors of "
-                f"{meta.get('embedding_model', 'an unknown model')} (dimension {size}, passages "
-                f"{meta.get('passages', 'one per chunk')}) but this service embeds with "
-                f"{self.model} (dimension {self.dimension}, passages {self.passages}). Switch "
-                f"EMBEDDINGS_PROVIDER back, or point RETRIEVAL_COLLECTION at a new collection and "
-                f"re-ingest; vectors of two models are never mixed."
-            )
-
-    async def count(self) -> int:
-        result = await self._run(self.client.count, self.collection, exact=True)
-        return result.count
-
-    async def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict]) -> None:
-        for start in range(0, len(ids), UPSERT_BATCH):
-            points = [
-                models.PointStruct(id=i, vector=v.tolist(), payload=p)
-                for i, v, p in zip(
-                    ids[start : start + UPSERT_BATCH],
-                    vectors[start : start + UPSERT_BATCH],
-                    payloads[start : start + UPSERT_BATCH],
-                    strict=True,
-                )
-            ]
-            await self._run(self.client.upsert, self.collection, points=points, wait=True)
-
-    async def delete(self, ids: list[str]) -> None:
-        for start in range(0, len(ids), UPSERT_BATCH):
-            await self._run(
-                self.client.delete,
-                self.collection,
-                points_selector=models.PointIdsList(
-                    points=list[models.ExtendedPointId](ids[start : start + UPSERT_BATCH])
-                ),
-                wait=True,
-            )
-
-    async def nearest(self, vectors: list[np.ndarray], limit: int) -> list[list[tuple[str, float]]]:
-        """For each query vector, the `limit` chunks with the best passages: (chunk id, cosine
-        score). One call for all of them (searches running together batch their vectors)."""
-        requests = [
-            models.QueryRequest(
-                query=v.tolist(), limit=limit * PASSAGE_FANOUT, with_payload=["chunk_id"]
-            )
-            for v in vectors
-        ]
-        results = await self._run(
-            self.client.query_batch_points, self.collection, requests=requests
-        )
-        return [
-            best_per_chunk(
-                [
-                    (p.payload["chunk_id"], float(p.score))
-                    for p in r.points
-                    if p.payload and "chunk_id" in p.payload
-                ],
-                limit,
-            )
-            for r in results
-        ]
-
-    async def score_chunks(
-        self, vector: np.ndarray, chunks: dict[str, int]
-    ) -> list[tuple[str, float]]:
-        """Scores for the given chunks only (a chapter filter; `chunks`: id -> passages):
-        fetching a chapter's vectors by id is far faster than a payload filter in local mode."""
-        owner = {
-            passage_point_id(chunk_id, i): chunk_id
-            for chunk_id, n in chunks.items()
-            for i in range(n)
-        }
-        if not owner:
-            return []
-        records = await self._run(
-            self.client.retrieve,
-            self.collection,
-            ids=list(owner),
-            with_vectors=True,
-            with_payload=False,
-        )
-        if not records:
-            return []
-        matrix = np.array([r.vector for r in records], dtype=np.float32)
-        scores = matrix @ vector
-        return best_per_chunk(
-            [(owner[str(r.id)], s) for r, s in zip(records, scores.tolist(), strict=True)],
-            len(chunks),
-        )
+        """Create the index or check that it was built like this service builds it."""
+        await self._run(self._open)
 
     async def close(self) -> None:
-        await self._run(self.client.close)
-        self.pool.shutdown(wait=True)
+        await self._run(self._close)
+        self._pool.shutdown(wait=True)
+
+    async def count(self) -> int:
+        return await self._run(self._count)
+
+    async def chapter_counts(self) -> dict[str, int]:
+        """Points per chapter id, for checking the index against the registry."""
+        return await self._run(self._chapter_counts)
+
+    async def upsert(self, points: list[PassagePoint]) -> None:
+        for start in range(0, len(points), UPSERT_BATCH):
+            await self._run(self._upsert, points[start : start + UPSERT_BATCH])
+
+    async def delete_points(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), UPSERT_BATCH):
+            await self._run(self._delete_ids, ids[start : start + UPSERT_BATCH])
+
+    async def delete_chapter(
+        self, chapter_id: str, *, keep_chunks: list[str] | None = None
+    ) -> None:
+        """Delete a chapter's points, except those of `keep_chunks` (its current chunks)."""
+        await self._run(self._delete_chapter, chapter_id, keep_chunks or [])
+
+    async def query(
+        self, queries: list[VectorQuery], *, limit: int
+    ) -> list[list[tuple[str, float]]]:
+        """For each query, the `limit` best chunks as (chunk id, score); one engine call for
+        all of them (searches running together batch their queries)."""
+        results = await self._run(self._query, queries, limit * PASSAGE_FANOUT)
+        return [best_per_chunk(hits, limit) for hits in results]
+
+    async def optimize(self) -> None:
+        """Let the engine build its indexes and drop deleted points (a no-op on a server)."""
+        await self._run(self._optimize)
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @abstractmethod
+    def _count(self) -> int: ...
+
+    @abstractmethod
+    def _chapter_counts(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def _upsert(self, points: list[PassagePoint]) -> None: ...
+
+    @abstractmethod
+    def _delete_ids(self, ids: list[str]) -> None: ...
+
+    @abstractmethod
+    def _delete_chapter(self, chapter_id: str, keep_chunks: list[str]) -> None: ...
+
+    @abstractmethod
+    def _query(self, queries: list[VectorQuery], points: int) -> list[list[tuple[str, float]]]:
+        """Per query, (chunk id, score) of the best `points` passages."""
+
+    def _optimize(self) -> None:
+        return None
