@@ -7,11 +7,14 @@ Without --url it starts a retrieval stack (retrieval, profile, auth, gateway) in
 folder, ingests ../shared/corpus/gazebo and ../shared/corpus/ros2 (timed), ingests them again
 unchanged (timed), then sends every gold question (and reworded variants) through the
 gateway's POST /api/search, sequentially on one keep-alive connection, and prints p50/p95.
+With `--bursts 50 200` it also sends that many different questions at once (a classroom
+asking together), `--rounds` times each, and prints each burst's p50/p95 over all rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -75,6 +78,38 @@ def measure(url: str, rounds: int, top_k: int) -> dict:
     }
 
 
+async def burst_latencies(url: str, size: int, top_k: int) -> list[float]:
+    """`size` searches sent together, each on its own connection; their latencies in ms."""
+    qs = queries()
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+        # Open the connections first, so the burst measures searches, not TCP handshakes.
+        await asyncio.gather(*(client.get("/api/chapters") for _ in range(size)))
+
+        async def one(query: str) -> float:
+            started = time.perf_counter()
+            response = await client.post("/api/search", json={"query": query, "top_k": top_k})
+            response.raise_for_status()
+            return (time.perf_counter() - started) * 1000
+
+        return list(await asyncio.gather(*(one(qs[i % len(qs)]) for i in range(size))))
+
+
+def measure_bursts(url: str, sizes: list[int], rounds: int, top_k: int) -> dict:
+    out = {}
+    for size in sizes:
+        latencies = [
+            ms for _ in range(rounds) for ms in asyncio.run(burst_latencies(url, size, top_k))
+        ]
+        out[str(size)] = {
+            "searches": len(latencies),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p95_ms": round(percentile(latencies, 95), 1),
+            "max_ms": round(max(latencies), 1),
+        }
+    return out
+
+
 def chapter_count(url: str) -> int:
     return len(httpx.get(f"{url}/api/chapters", timeout=30).json()["chapters"])
 
@@ -110,6 +145,8 @@ def run(args: argparse.Namespace) -> dict:
             }
         result["chapters"] = chapter_count(url)
         result["search"] = measure(url, args.rounds, args.top_k)
+        if args.bursts:
+            result["bursts"] = measure_bursts(url, args.bursts, args.rounds, args.top_k)
         result["machine"]["load_1m_after"] = os.getloadavg()[0]
         return result
     finally:
@@ -123,6 +160,9 @@ def main() -> int:
     parser.add_argument("--skip-ingest", action="store_true", help="only measure search")
     parser.add_argument("--rounds", type=int, default=5, help="passes over the query set")
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument(
+        "--bursts", type=int, nargs="*", default=[], help="concurrent burst sizes, e.g. 50 200"
+    )
     print(json.dumps(run(parser.parse_args()), indent=2))
     return 0
 
