@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import redis as redis_sync
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from lectern_common.stores import redis_client_name
+from lectern_dev.harness.polling import wait_until
 from lectern_dev.stack import Stack
 from lectern_profile.settings import ProfileSettings
 from lectern_retrieval.settings import RetrievalSettings
@@ -30,6 +33,24 @@ def test_ready_lists_exactly_what_the_service_uses(stack: Stack, service: str):
     deps = response.json()["dependencies"]
     assert set(deps) == DEPENDENCIES[service]
     assert all(dep["ok"] for dep in deps.values()), deps
+
+
+def test_only_the_services_that_use_redis_hold_connections_to_it(stack: Stack) -> None:
+    """What a service does, not only what /ready lists: every Redis connection is named by its
+    service, and the server's CLIENT LIST has none of a service that does not use Redis (a
+    retrieval that pinged Redis at start-up fails this; checked)."""
+    for service in sorted(DEPENDENCIES):  # traffic on each, so their clients are connected
+        assert httpx.get(f"{stack.config.url(service)}/ready", timeout=10.0).status_code == 200
+    assert stack.redis_url
+    with redis_sync.Redis.from_url(stack.redis_url) as server:
+
+        def names() -> set[str]:
+            return {c.get("name", "") for c in server.client_list()}
+
+        users = {s for s, deps in DEPENDENCIES.items() if "redis" in deps}
+        wait_until(lambda: {redis_client_name(s) for s in users} <= names(), timeout_s=10.0)
+        for service in set(DEPENDENCIES) - users:
+            assert redis_client_name(service) not in names()
 
 
 STRONG = "s" * 40

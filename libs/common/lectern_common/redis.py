@@ -20,8 +20,10 @@ RETRY = Retry(
 )
 
 
-def _options() -> dict:
+def _options(client_name: str | None) -> dict:
     return {
+        # Names each connection in CLIENT LIST: which service holds which connections.
+        "client_name": client_name,
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "retry": RETRY,
@@ -29,13 +31,15 @@ def _options() -> dict:
     }
 
 
-def create_redis(url: str, *, max_connections: int | None = None) -> Redis:
+def create_redis(
+    url: str, *, max_connections: int | None = None, client_name: str | None = None
+) -> Redis:
     """A client on `url`; with `max_connections` on a blocking pool, where a caller waits for a
     free connection (at most the socket timeout) instead of opening more under a burst."""
     if max_connections is None:
-        return Redis.from_url(url, decode_responses=False, **_options())
+        return Redis.from_url(url, decode_responses=False, **_options(client_name))
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=SOCKET_TIMEOUT_S, **_options()
+        url, max_connections=max_connections, timeout=SOCKET_TIMEOUT_S, **_options(client_name)
     )
     # The client retries as the pool's connections are told to, and closes the pool with it.
     return Redis.from_pool(pool)

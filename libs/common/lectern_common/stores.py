@@ -50,12 +50,19 @@ async def open_redis(
 ) -> AsyncIterator[Redis]:
     """A Redis client (redis.py: its timeouts, retries and pool)."""
     redis = create_redis(
-        require_url(settings.redis_url, "REDIS_URL"), max_connections=max_connections
+        require_url(settings.redis_url, "REDIS_URL"),
+        max_connections=max_connections,
+        client_name=redis_client_name(settings.service_name),
     )
     try:
         yield redis
     finally:
         await redis.aclose()
+
+
+def redis_client_name(service: str) -> str:
+    """How a service's Redis connections are named (CLIENT LIST shows who holds what)."""
+    return f"lectern-{service}"
 
 
 def postgres_check(pool: asyncpg.Pool) -> Check:
