@@ -1,10 +1,13 @@
-"""The coverage rule on a table of examples: which query tokens are specific names, and the
-verdict from the terms the book lacks and the nearest passage's cosine."""
+"""The coverage rule on a table of examples: which query tokens are specific names, the
+verdict from the terms the book lacks and the nearest passage's cosine; and the chat's
+answer to a question the book does not cover."""
 
 from __future__ import annotations
 
 import pytest
 
+from lectern_chat import extractive
+from lectern_common.contracts import SearchResult
 from lectern_retrieval import coverage
 
 
@@ -78,3 +81,34 @@ def test_the_score_is_the_cosine_less_a_penalty_per_missing_name() -> None:
         round(0.5 - 2 * coverage.PENALTY, 4),
     )
     assert _verdict("What does an IMU measure?", set(), 0.61234) == ("covered", 0.6123)
+
+
+def _result(n: int, title: str, section: str) -> SearchResult:
+    return SearchResult(
+        chunk_id=f"chunk-{n}",
+        chapter_id=f"book--{n}",
+        title=title,
+        section=section,
+        url=f"/docs/{n}",
+        source_path=f"{n}.md",
+        text="Some passage.",
+        score=0.1,
+    )
+
+
+def test_the_not_covered_answer_names_each_nearest_section_once_with_its_number() -> None:
+    results = [
+        _result(1, "Sensors", "IMU"),
+        _result(2, "Sensors", "IMU"),  # a second passage of the same section
+        _result(3, "Control", "Control"),
+        _result(4, "Safety", "E-stop"),
+        _result(5, "Perception", "Cameras"),
+    ]
+    text = extractive.not_covered(results)
+    assert text.startswith(extractive.NOT_COVERED)
+    assert text.splitlines()[-3:] == [
+        "- Sensors > IMU [1]",
+        "- Control [3]",
+        "- Safety > E-stop [4]",
+    ]
+    assert extractive.not_covered([]) == extractive.NOT_COVERED
