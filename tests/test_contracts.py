@@ -28,7 +28,8 @@ FIELDS: dict[type[BaseModel], set[str]] = {
         "text",
         "score",
     },
-    contracts.SearchResponse: {"results"},
+    contracts.Coverage: {"verdict", "score"},
+    contracts.SearchResponse: {"results", "coverage"},
     contracts.ChapterSummary: {"id", "title", "url", "source_path"},
     contracts.ChaptersResponse: {"chapters"},
     contracts.ChapterSection: {"heading", "text"},
@@ -74,12 +75,14 @@ _CHAPTER_SUMMARY = {
     "url": "/docs/book/02-sensors",
     "source_path": "02-sensors.md",
 }
+_COVERAGE = {"verdict": "covered", "score": 0.61}
 _SECTION = {"heading": "IMU", "text": "An IMU measures acceleration and angular velocity."}
 
 # A well-formed reply of every model another service parses.
 REPLIES: dict[type[contracts.Contract], dict[str, Any]] = {
     contracts.SearchResult: _RESULT,
-    contracts.SearchResponse: {"results": [_RESULT]},
+    contracts.Coverage: _COVERAGE,
+    contracts.SearchResponse: {"results": [_RESULT], "coverage": _COVERAGE},
     contracts.ChapterSummary: _CHAPTER_SUMMARY,
     contracts.ChaptersResponse: {"chapters": [_CHAPTER_SUMMARY]},
     contracts.ChapterSection: _SECTION,
@@ -154,7 +157,7 @@ def test_a_reply_missing_a_field_does_not_parse(model: type[contracts.Contract],
 def test_a_nested_reply_missing_a_field_does_not_parse():
     results = [{k: v for k, v in _RESULT.items() if k != "source_path"}]
     with pytest.raises(ValidationError):
-        contracts.SearchResponse.model_validate({"results": results})
+        contracts.SearchResponse.model_validate({"results": results, "coverage": _COVERAGE})
     chapter = {**REPLIES[contracts.Chapter], "sections": [{"heading": "IMU"}]}
     with pytest.raises(ValidationError):
         contracts.Chapter.model_validate(chapter)

@@ -93,14 +93,50 @@ def test_citations_point_at_real_sources(chat: httpx.Client, fake: httpx.Client,
     assert stored_answer(chat, answer, answer.guest)["citations"] == [2, 1]
 
 
-def test_a_question_the_book_does_not_cover_is_answered_as_such(
+def test_the_model_is_told_to_say_when_the_book_does_not_cover_it(
     chat: httpx.Client, fake: httpx.Client, book: dict
 ):
-    ask(chat, {"message": "What is the best recipe for sourdough bread?"})
+    ask(chat, {"message": QUESTION})
     prompt = stream_prompts(fake)[-1]
-    # The instructions tell the model to say so instead of inventing an answer.
+    # For a covered question whose passages still miss the point: say so, never invent.
     assert "the book does not cover it" in prompt
     assert "never invent" in prompt
+
+
+def test_a_covered_question_is_judged_covered_and_goes_to_the_model(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
+    answer = ask(chat, {"message": QUESTION})
+    coverage = answer.one("sources")["coverage"]
+    assert coverage["verdict"] == "covered" and isinstance(coverage["score"], float)
+    assert len(stream_prompts(fake)) == 1
+    assert answer.one("done")["finish_reason"] == "stop"
+
+
+# The sample book never mentions micro-ROS's agent, an ESP32 or a UART.
+UNCOVERED = (
+    "How do I flash micro-ROS onto an ESP32 and connect it to the micro_ros_agent over UART?"
+)
+
+
+def test_an_uncovered_question_is_answered_as_such_without_a_model_call(
+    chat: httpx.Client, fake: httpx.Client, book: dict
+):
+    answer = ask(chat, {"message": UNCOVERED})
+    assert fake_requests(fake) == []  # no model call at all: it costs nothing
+    event = answer.one("sources")
+    assert event["coverage"]["verdict"] == "not_covered"
+    sources = event["sources"]
+    assert sources  # the nearest sections are still listed...
+    done = answer.one("done")
+    assert done["finish_reason"] == "not_covered"
+    assert done["model"] == "extractive" and done["citations"] == []
+    assert "does not seem to cover" in answer.text
+    assert "no language model" not in answer.text  # a model is configured: no offline label
+    # ... and named in the answer with their numbers, which the reader turns into links.
+    assert f"{sources[0]['title']}" in answer.text and "[1]" in answer.text
+    stored = stored_answer(chat, answer, answer.guest)
+    assert stored["content"] == answer.text and stored["finish_reason"] == "not_covered"
 
 
 def test_follow_up_is_rewritten_with_the_history(

@@ -54,6 +54,31 @@ def test_search_finds_the_right_chapter(gateway: httpx.Client, book: dict) -> No
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.parametrize(
+    ("query", "verdict"),
+    [
+        ("what does the zero moment point tell a walking robot?", "covered"),
+        # Names the sample book never mentions.
+        ("Which UDP port does PX4 SITL use to exchange MAVLink with the simulator?", "not_covered"),
+    ],
+)
+def test_search_returns_a_coverage_verdict(
+    gateway: httpx.Client, stack: Stack, book: dict, query: str, verdict: str
+) -> None:
+    public = gateway.post("/api/search", json={"query": query, "top_k": 3})
+    assert public.status_code == 200
+    body = public.json()
+    assert body["results"]  # the nearest passages, whatever the verdict
+    assert body["coverage"]["verdict"] == verdict
+    assert isinstance(body["coverage"]["score"], float)
+    internal = httpx.post(
+        f"{stack.config.url('retrieval')}/internal/search",
+        json={"query": query, "top_k": 3},
+        headers=internal_headers(stack),
+    )
+    assert internal.json()["coverage"] == body["coverage"]
+
+
 def test_mdx_imports_and_jsx_are_stripped_code_kept(gateway: httpx.Client, book: dict) -> None:
     results = gateway.post(
         "/api/search",

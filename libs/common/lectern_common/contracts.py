@@ -99,8 +99,18 @@ class SearchResult(Contract):
     score: float
 
 
+class Coverage(Contract):
+    """Whether the book covers the question: `score` is the evidence the verdict was based on
+    (the nearest passage's closeness less a penalty per specific term the book never
+    mentions; below the calibrated threshold the verdict is `not_covered`)."""
+
+    verdict: Literal["covered", "not_covered"]
+    score: float
+
+
 class SearchResponse(Contract):
     results: list[SearchResult]
+    coverage: Coverage
 
 
 # ---- retrieval: chapters --------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The offline answerer used when no Gemini key is configured: it quotes the sentences of the
 retrieved passages that best match the question, each with its [n], under a visible note, and
-says the book does not cover the question when nothing matches well enough."""
+says the book does not cover the question when nothing matches well enough. That last answer
+(`not_covered`) is also the chat's answer, with or without a model, to a question the search
+judged not covered."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ NOT_COVERED = (
     "The book does not seem to cover this: none of its passages matched your "
     "question closely enough, so I cannot answer it from the book."
 )
+NEAREST = "The nearest sections are:"
+NEAREST_SECTIONS = 3
 
 STOPWORDS = frozenset(
     """
@@ -56,6 +60,19 @@ def sentences(passage: str) -> list[str]:
     return out
 
 
+def not_covered(results: Sequence[SearchResult]) -> str:
+    """Says plainly that the book does not cover the question and names the nearest sections,
+    each with its source number (a link in the reader), without quoting them as an answer."""
+    nearest: dict[tuple[str, str], int] = {}
+    for n, result in enumerate(results, start=1):
+        nearest.setdefault((result.title, result.section), n)
+    lines = [
+        f"- {title}{f' > {section}' if section and section != title else ''} [{n}]"
+        for (title, section), n in list(nearest.items())[:NEAREST_SECTIONS]
+    ]
+    return "\n".join([NOT_COVERED, "", NEAREST, *lines]) if lines else NOT_COVERED
+
+
 def answer(
     question: str, results: Sequence[SearchResult], *, min_score: float, max_sentences: int
 ) -> Extract:
@@ -64,7 +81,7 @@ def answer(
     wanted = content_words(question)
     best_score = max((r.score for r in results), default=None)
     if not wanted or best_score is None or best_score < min_score:
-        return Extract(f"{NOTE}\n\n{NOT_COVERED}", covered=False)
+        return Extract(f"{NOTE}\n\n{not_covered(results)}", covered=False)
     ranked = []
     for n, result in enumerate(results, start=1):
         for position, sentence in enumerate(sentences(result.text)):
@@ -72,7 +89,7 @@ def answer(
             if overlap:
                 ranked.append((-overlap, n, position, sentence))
     if not ranked:
-        return Extract(f"{NOTE}\n\n{NOT_COVERED}", covered=False)
+        return Extract(f"{NOTE}\n\n{not_covered(results)}", covered=False)
     chosen = sorted(sorted(ranked)[:max_sentences], key=lambda item: (item[1], item[2]))
     quoted = "\n".join(f"- {sentence} [{n}]" for _, n, _, sentence in chosen)
     return Extract(f"{NOTE}\n\n{quoted}", covered=True)

@@ -1,6 +1,7 @@
 """The steps of one answer: rewrite a follow-up, retrieve and fetch the profile concurrently,
-send the sources, stream the model (or the extractive answerer), then store the outcome and
-send the last event."""
+send the sources, stream the model (or the extractive answerer; or, for a question the search
+judged not covered, the plain not-covered answer without a model call), then store the
+outcome and send the last event."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from lectern_chat.events import Emitter
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
 from lectern_chat.store import Turn
-from lectern_common.contracts import MAX_QUERY_CHARS, ReaderProfile, SearchRequest, SearchResult
+from lectern_common.contracts import (
+    MAX_QUERY_CHARS,
+    ReaderProfile,
+    SearchRequest,
+    SearchResult,
+)
 from lectern_common.gemini import Gemini, LLMError, Usage
 from lectern_common.http import InternalClient
 
@@ -145,7 +151,7 @@ class Pipeline:
         )
         retrieval_started = time.perf_counter()
         try:
-            outcome.results = await upstream.search(
+            found = await upstream.search(
                 self.retrieval,
                 self._search_request(job, outcome.query),
                 timeout_s=self.settings.retrieval_timeout_s,
@@ -164,9 +170,16 @@ class Pipeline:
                 )
             return
         outcome.timings["retrieval"] = since_ms(retrieval_started)
+        outcome.results = found.results
         outcome.sources = numbered_sources(outcome.results, self.settings.snippet_chars)
-        await out.emit("sources", {"sources": outcome.sources})
+        await out.emit(
+            "sources", {"sources": outcome.sources, "coverage": found.coverage.model_dump()}
+        )
         TIME_TO_SOURCES.observe(time.perf_counter() - job.started)
+        if found.coverage.verdict == "not_covered":
+            profile_task.cancel()
+            await self._not_covered(job, out, outcome)
+            return
         reader_profile = await profile_task
         if self.gemini is None:
             await self._extract(job, out, outcome)
@@ -253,9 +266,27 @@ class Pipeline:
             outcome.content += piece
             await out.emit("token", {"text": piece})
         outcome.finish_reason = "extractive" if result.covered else "not_covered"
-        outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
+        # The nearest sections a not-covered answer names are pointers, not evidence.
+        if result.covered:
+            outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
         outcome.usage = Usage().as_dict()
         outcome.note = extractive.NOTE
+
+    async def _not_covered(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        """The search judged the book does not cover the question: say so and point to the
+        nearest sections, with no model call (it would cost and could only invent)."""
+        text = extractive.not_covered(outcome.results)
+        if self.gemini is None:
+            text = f"{extractive.NOTE}\n\n{text}"
+            outcome.note = extractive.NOTE
+        for piece in extractive.pieces(text):
+            if not outcome.content:
+                outcome.timings["first_token"] = since_ms(job.started)
+            outcome.content += piece
+            await out.emit("token", {"text": piece})
+        outcome.finish_reason = "not_covered"
+        outcome.model = extractive.MODEL
+        outcome.usage = Usage().as_dict()
 
     async def finish(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         """Store the answer first (a reader who sees `done` and reloads finds it), then send

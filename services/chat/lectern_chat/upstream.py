@@ -15,7 +15,6 @@ from lectern_common.contracts import (
     ReaderProfile,
     SearchRequest,
     SearchResponse,
-    SearchResult,
 )
 from lectern_common.http import InternalClient, ServiceUnavailable
 
@@ -77,8 +76,9 @@ class KnownChapters:
 
 async def search(
     retrieval: InternalClient, request: SearchRequest, *, timeout_s: float
-) -> list[SearchResult]:
-    """The passages found for `request`, best first, at most `request.top_k` of them."""
+) -> SearchResponse:
+    """The passages found for `request`, best first, at most `request.top_k` of them, and the
+    search's coverage verdict."""
     try:
         response = await retrieval.post(
             "/internal/search",
@@ -100,7 +100,7 @@ async def search(
     except ValidationError as exc:  # an unreadable reply: no sources either way
         log.warning("chat.retrieval_failed", error_type=type(exc).__name__)
         raise RetrievalFailed from exc
-    return found.results[: request.top_k]
+    return found.model_copy(update={"results": found.results[: request.top_k]})
 
 
 async def reader_profile(

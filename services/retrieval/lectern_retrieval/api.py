@@ -29,16 +29,14 @@ router = APIRouter(tags=["retrieval"])
 
 @router.post("/api/search", response_model=SearchResponse)
 async def public_search(body: PublicSearchRequest, state: State) -> dict:
-    results = await state.searcher.search(body.query, top_k=body.top_k, chapter_id=body.chapter_id)
-    return {"results": results}
+    return await state.searcher.search(body.query, top_k=body.top_k, chapter_id=body.chapter_id)
 
 
 @router.post("/internal/search", response_model=SearchResponse)
 async def internal_search(body: SearchRequest, state: State) -> dict:
-    results = await state.searcher.search(
+    return await state.searcher.search(
         body.query, top_k=body.top_k, chapter_id=body.chapter_id, mode=body.mode
     )
-    return {"results": results}
 
 
 @router.post("/api/admin/search", response_model=SearchResponse, dependencies=[Admin])

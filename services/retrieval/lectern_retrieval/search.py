@@ -1,7 +1,8 @@
 """Hybrid search: a dense leg (the index) and a lexical leg fused with reciprocal rank fusion;
 an optional chapter filter narrows both. The lexical leg is BM25 in PostgreSQL (fused here) or,
 with RETRIEVAL_LEXICAL=engine, the index's BM25 sparse vectors (fused by the engine in the same
-call as the dense leg)."""
+call as the dense leg). Beside the results, a coverage verdict (`coverage.py`) from the
+query's terms the book never mentions, looked up concurrently with the legs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
-from lectern_retrieval import store
+from lectern_retrieval import coverage, store
 from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.vectors import VectorQuery, VectorStore
@@ -72,38 +73,47 @@ class Searcher:
 
     async def _legs(
         self, query: str, chapter_id: str | None, mode: Mode
-    ) -> list[list[tuple[str, float]]]:
-        """The ranked legs to fuse: one when the engine fused them (or only one was asked)."""
+    ) -> tuple[list[list[tuple[str, float]]], float | None]:
+        """The ranked legs to fuse (one when the engine fused them or only one was asked) and
+        the dense leg's best cosine when a leg of its own gave it."""
         if mode == "lexical":
             if self.lexical_in_engine:
-                return [await self._index(VectorQuery(text=query, chapter_id=chapter_id))]
-            return [
-                await store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id)
-            ]
+                return [await self._index(VectorQuery(text=query, chapter_id=chapter_id))], None
+            found = await store.lexical(
+                self.pool, query, limit=self.candidates, chapter_id=chapter_id
+            )
+            return [found], None
         if mode == "dense" or self.lexical_in_engine:
             fused_text = query if mode == "hybrid" else None
             vector = await self._query_vector(query)
-            return [
-                await self._index(VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id))
-            ]
+            leg = await self._index(
+                VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
+            )
+            return [leg], (_best(leg) if fused_text is None else None)
 
         async def dense() -> list[tuple[str, float]]:
             vector = await self._query_vector(query)
             return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
 
-        return list(
+        legs = list(
             await asyncio.gather(
                 dense(),
                 store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
             )
         )
+        return legs, _best(legs[0])
 
     async def search(
         self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
-    ) -> list[dict]:
+    ) -> dict:
+        """`{"results": [...], "coverage": {"verdict", "score"}}`."""
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
-        legs = await self._legs(query, chapter_id, mode)
+        terms = coverage.query_terms(query)
+        (legs, dense_top), present = await asyncio.gather(
+            self._legs(query, chapter_id, mode),
+            store.terms_present(self.pool, [t.text for t in terms]),
+        )
         ranked = rrf([(leg, 1.0) for leg in legs], k=self.rrf_k) if len(legs) > 1 else legs[0]
         # Vectors of a half-finished ingest may have no row yet: ask for a few spare ids.
         wanted = ranked[: top_k + 10]
@@ -114,4 +124,10 @@ class Searcher:
                 results.append({**row, "score": round(score, 6)})
             if len(results) == top_k:
                 break
-        return results
+        verdict = coverage.judge(terms, present, dense_top)
+        return {"results": results, "coverage": verdict.as_dict()}
+
+
+def _best(leg: list[tuple[str, float]]) -> float:
+    """The best score of a ranked leg (0 when it found nothing)."""
+    return leg[0][1] if leg else 0.0

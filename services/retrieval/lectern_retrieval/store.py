@@ -266,3 +266,24 @@ async def get_chapter(pool: asyncpg.Pool, chapter_id: str) -> dict | None:
 
 async def chapter_exists(pool: asyncpg.Pool, chapter_id: str) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM documents WHERE chapter_id = $1", chapter_id))
+
+
+# Whether the book mentions a query token at all: an identifier whole (as `identifiers` stores
+# it), any other token by its lexemes (all of them, through the same parser as the chunks).
+# One index probe per lexeme on chunk_terms' primary key; a stop word has no lexeme (NULL).
+_PRESENT = """SELECT q.tok, (SELECT bool_and(EXISTS (SELECT 1 FROM chunk_terms t
+                                                     WHERE t.lexeme = l))
+                          FROM unnest(CASE WHEN q.tok LIKE '%\\_%' THEN ARRAY[lower(q.tok)]
+                                      ELSE tsvector_to_array(to_tsvector('english', q.tok))
+                                      END) l) AS present
+                FROM unnest($1::text[]) q(tok)"""
+
+
+async def terms_present(
+    db: asyncpg.Pool | asyncpg.Connection, tokens: list[str]
+) -> dict[str, bool]:
+    """Lowercase token -> whether any chunk has it; stop words are left out."""
+    if not tokens:
+        return {}
+    rows = await db.fetch(_PRESENT, tokens)
+    return {r["tok"].lower(): r["present"] for r in rows if r["present"] is not None}
