@@ -145,14 +145,16 @@ class RequestContextMiddleware:
 
         try:
             if not allowed:
-                await self._reject(send_wrapper)
+                await _send_error(
+                    send_wrapper, 401, "unauthorized", "missing or invalid internal assertion"
+                )
             else:
                 await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             log.exception("request.unhandled", error_type=type(exc).__name__)
             # Once a response has started its status is sent: the server closes the connection.
             if not started:
-                await _internal_error(send_wrapper)
+                await _send_error(send_wrapper, 500, "internal_error", "internal error")
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
@@ -170,28 +172,14 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id", "user_id")
             request_id_var.reset(token)
 
-    @staticmethod
-    async def _reject(send: Send) -> None:
-        body = orjson.dumps(error_body("unauthorized", "missing or invalid internal assertion"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
-
-async def _internal_error(send: Send) -> None:
-    body = orjson.dumps(error_body("internal_error", "internal error"))
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    """The error envelope as a whole response, for answers made before the app runs."""
+    body = orjson.dumps(error_body(code, message))
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -60,6 +60,10 @@ def bm25_query(text: str) -> SparseVector:
     return _BM25.embed_query(text)
 
 
+# Facet results per call: more than any book has chapters.
+MAX_CHAPTERS = 1_000_000
+
+
 class EmbeddingMismatch(RuntimeError):
     """The index holds vectors of another model, dimension, passage scheme or layout."""
 

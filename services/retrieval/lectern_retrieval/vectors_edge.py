@@ -42,6 +42,7 @@ from qdrant_edge import (
 
 from lectern_retrieval.vectors import (
     DENSE,
+    MAX_CHAPTERS,
     SPARSE,
     EmbeddingMismatch,
     IndexLocked,
@@ -52,9 +53,6 @@ from lectern_retrieval.vectors import (
     bm25_document,
     bm25_query,
 )
-
-# Facet results per call: more than any book has chapters.
-MAX_CHAPTERS = 1_000_000
 
 
 def _chapter_filter(chapter_id: str | None) -> Filter | None:

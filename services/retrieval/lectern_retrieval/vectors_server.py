@@ -15,6 +15,7 @@ from qdrant_edge import SparseVector
 
 from lectern_retrieval.vectors import (
     DENSE,
+    MAX_CHAPTERS,
     SPARSE,
     IndexMeta,
     PassagePoint,
@@ -23,8 +24,6 @@ from lectern_retrieval.vectors import (
     bm25_document,
     bm25_query,
 )
-
-MAX_CHAPTERS = 1_000_000
 
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
