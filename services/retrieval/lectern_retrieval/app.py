@@ -102,6 +102,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
                 rrf_k=settings.rrf_k,
                 candidates=settings.candidates,
                 lexical_in_engine=settings.lexical == "engine",
+                rescore=settings.rescore,
             ),
             ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
             background=background,

@@ -1,7 +1,8 @@
 """Hybrid search: a dense leg (the index) and a lexical leg fused with reciprocal rank fusion;
 an optional chapter filter narrows both. The lexical leg is BM25 in PostgreSQL (fused here) or,
 with RETRIEVAL_LEXICAL=engine, the index's BM25 sparse vectors (fused by the engine in the same
-call as the dense leg). Beside the results, a coverage verdict (`coverage.py`) from the
+call as the dense leg). With both legs here, the top fused candidates are rescored
+(`rescoring.py`). Beside the results, a coverage verdict (`coverage.py`) from the
 query's terms the book never mentions, looked up concurrently with the legs."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
-from lectern_retrieval import coverage, store
+from lectern_retrieval import coverage, rescoring, store
 from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder
 from lectern_retrieval.vectors import VectorQuery, VectorStore
@@ -45,6 +46,7 @@ class Searcher:
     rrf_k: int
     candidates: int
     lexical_in_engine: bool = False
+    rescore: bool = True
 
     def __post_init__(self) -> None:
         self._embed: Batcher[str, np.ndarray] = Batcher(
@@ -116,8 +118,14 @@ class Searcher:
         )
         ranked = rrf([(leg, 1.0) for leg in legs], k=self.rrf_k) if len(legs) > 1 else legs[0]
         # Vectors of a half-finished ingest may have no row yet: ask for a few spare ids.
-        wanted = ranked[: top_k + 10]
+        depth = top_k + 10
+        rescored = self.rescore and len(legs) == 2
+        if rescored:
+            depth = max(depth, rescoring.DEPTH)
+        wanted = ranked[:depth]
         rows = await store.chunks_by_id(self.pool, [i for i, _ in wanted])
+        if rescored:
+            wanted = _rescore(query, wanted, rows, dense_leg=legs[0], lexical_leg=legs[1])
         results = []
         for chunk_id, score in wanted:
             if (row := rows.get(chunk_id)) is not None:
@@ -126,6 +134,31 @@ class Searcher:
                 break
         verdict = coverage.judge(terms, present, dense_top)
         return {"results": results, "coverage": verdict.as_dict()}
+
+
+def _rescore(
+    query: str,
+    fused: list[tuple[str, float]],
+    rows: dict[str, dict],
+    *,
+    dense_leg: list[tuple[str, float]],
+    lexical_leg: list[tuple[str, float]],
+) -> list[tuple[str, float]]:
+    """The fused candidates that have a row, in the rescoring's order."""
+    dense, lexical = dict(dense_leg), dict(lexical_leg)
+    candidates = [
+        rescoring.Candidate(
+            chunk_id,
+            fused=score,
+            dense=dense.get(chunk_id),
+            lexical=lexical.get(chunk_id),
+            text=row["text"],
+            heading=f"{row['section'] or ''} {row['title'] or ''}",
+        )
+        for chunk_id, score in fused
+        if (row := rows.get(chunk_id)) is not None
+    ]
+    return rescoring.rescore(query, candidates, dense_leg, lexical_leg)
 
 
 def _best(leg: list[tuple[str, float]]) -> float:
