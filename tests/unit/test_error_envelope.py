@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import structlog
@@ -75,6 +76,10 @@ def make_app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("a bug")
 
+    @app.get("/postgres-gone")
+    async def postgres_gone() -> None:
+        raise asyncpg.CannotConnectNowError("the database system is starting up")
+
     @app.post("/echo")
     async def echo(body: Echo) -> Echo:
         return body
@@ -84,6 +89,15 @@ def make_app() -> FastAPI:
         return {}
 
     return app
+
+
+async def test_a_database_that_is_away_is_a_503_not_a_500() -> None:
+    response = await call(make_app(), "GET", "/postgres-gone", headers={"x-request-id": REQUEST_ID})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "dependency_unavailable"
+    assert error["request_id"] == REQUEST_ID
+    assert "starting up" not in error["message"]  # the server's own text stays in the log
 
 
 async def call(app: FastAPI, method: str, path: str, **kwargs: object) -> httpx.Response:

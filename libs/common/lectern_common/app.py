@@ -60,8 +60,8 @@ def build_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
-    # Added first, so it runs inside the request context: a refused body gets the request id
-    # and only a request with the internal token is answered at all.
+    # Added first, so it runs inside the request context: a refused body gets the request id,
+    # and the trust check has already run (a body is read only for a request that passed it).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=larger_bodies)
     app.add_middleware(
         RequestContextMiddleware,

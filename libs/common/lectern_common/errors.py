@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,6 +82,12 @@ class DependencyUnavailable(ApiError):
 DEPENDENCY_ERRORS: dict[type[Exception], str] = {
     RedisConnectionError: "redis",
     RedisTimeoutError: "redis",
+    # A refused or lost connection, a server shutting down or starting, no free connection.
+    asyncpg.PostgresConnectionError: "postgres",
+    asyncpg.CannotConnectNowError: "postgres",
+    asyncpg.ConnectionDoesNotExistError: "postgres",
+    asyncpg.TooManyConnectionsError: "postgres",
+    asyncpg.AdminShutdownError: "postgres",
 }
 
 

@@ -1,7 +1,8 @@
 """Who is asking: the reader id the gateway set (X-User-Id), as FastAPI dependencies.
 
 The header is trusted only because RequestContextMiddleware already refused every request
-that lacks the internal token, and the gateway strips any client-sent X-User-Id.
+whose signed assertion does not bind it (and removed it on the open paths that need none),
+and the gateway replaces any client-sent X-User-Id with its forwardAuth answer's.
 """
 
 from __future__ import annotations

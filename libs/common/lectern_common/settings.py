@@ -45,8 +45,9 @@ class ServiceSettings(BaseSettings):
     # Every Redis key starts with this, so several stacks (or test runs) can share one server.
     redis_prefix: str = Field("lectern:", validation_alias="REDIS_PREFIX")
 
-    # The gateway adds this header to every request it forwards and services add it to their
-    # internal calls; a request without it never gets its X-User-Id trusted.
+    # The key of the signed assertions (lectern_common.trust): profile's forwardAuth answer signs
+    # one for the gateway to forward and services sign their own calls; a request without a
+    # valid one never gets its X-User-Id trusted. The gateway never holds it.
     internal_token: SecretStr = Field(SecretStr(""), validation_alias="INTERNAL_TOKEN")
 
     gemini_api_key: SecretStr = Field(SecretStr(""), validation_alias="GEMINI_API_KEY")

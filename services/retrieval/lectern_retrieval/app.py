@@ -90,20 +90,23 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         background = BackgroundTasks("retrieval.ingest")
         # Registered last, so it runs first: ingests finish before the stores close.
         stack.push_async_callback(background.drain, timeout_s=INGEST_SHUTDOWN_WAIT_S)
+        searcher = Searcher(
+            pool,
+            vectors,
+            embedder,
+            rrf_k=settings.rrf_k,
+            candidates=settings.candidates,
+            lexical_in_engine=settings.lexical == "engine",
+            rescore=settings.rescore,
+        )
+        # Runs before the index and the embedder close: their last batches end first.
+        stack.push_async_callback(searcher.aclose)
         state = RetrievalState(
             settings=settings,
             pool=pool,
             embedder=embedder,
             vectors=vectors,
-            searcher=Searcher(
-                pool,
-                vectors,
-                embedder,
-                rrf_k=settings.rrf_k,
-                candidates=settings.candidates,
-                lexical_in_engine=settings.lexical == "engine",
-                rescore=settings.rescore,
-            ),
+            searcher=searcher,
             ingestor=Ingestor(pool, vectors, embedder, budget=settings.chunk_chars),
             background=background,
         )

@@ -67,3 +67,7 @@ class Batcher(Generic[T, R]):
             self._in_flight -= 1
             if self._waiting and self._in_flight < self.max_in_flight:
                 self._start()
+
+    async def aclose(self) -> None:
+        """Let running batches end (a few ms each) before what they call is closed."""
+        await self._tasks.drain(timeout_s=5.0)

@@ -60,6 +60,10 @@ class Searcher:
             max_in_flight=self.vectors.concurrency,
         )
 
+    async def aclose(self) -> None:
+        await self._embed.aclose()
+        await self._index.aclose()
+
     async def _embed_rows(self, queries: list[str]) -> list[np.ndarray]:
         return list(await self.embedder.embed_queries(queries))
 

@@ -83,6 +83,15 @@ class StackConfig:
 
 
 SECRET_NAMES = ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET", "GATEWAY_DASHBOARD_PASSWORD")
+# Which process is given which secret (docs/SECURITY.md): each only what it uses.
+SECRETS_OF = {
+    "chat": ("INTERNAL_TOKEN", "GEMINI_API_KEY"),
+    "retrieval": ("INTERNAL_TOKEN", "ADMIN_TOKEN", "GEMINI_API_KEY"),
+    "profile": ("INTERNAL_TOKEN", "BETTER_AUTH_SECRET"),
+    "summary": ("INTERNAL_TOKEN", "GEMINI_API_KEY"),
+    "auth": ("BETTER_AUTH_SECRET",),
+    "fake_gemini": (),
+}
 # The gateway's user name for its dashboard and API (admin entry point, basicAuth).
 DASHBOARD_USER = "admin"
 # What the gateway process is never given: it forwards signed assertions, it does not make them.
@@ -272,11 +281,20 @@ class Stack:
         """The (user, password) of the gateway's dashboard and API."""
         return DASHBOARD_USER, self.secrets["GATEWAY_DASHBOARD_PASSWORD"]
 
+    def env_of(self, name: str) -> dict[str, str]:
+        """A process's environment: the shared one less the secrets it does not use."""
+        keep = SECRETS_OF[name]
+        return {
+            key: value
+            for key, value in self.service_env().items()
+            if key not in (*SECRET_NAMES, "GEMINI_API_KEY") or key in keep
+        }
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self.processes[name] = Process(name, args, env=env, log=self.logs / f"{name}.log")
 
     def start_service(self, name: str) -> None:
-        self._spawn(name, [sys.executable, "-m", f"lectern_{name}"], self.service_env())
+        self._spawn(name, [sys.executable, "-m", f"lectern_{name}"], self.env_of(name))
 
     def _traefik_static(self) -> Path:
         p = self.config.ports
@@ -298,7 +316,6 @@ class Stack:
                 self.database_url = self._start_postgres()
             if not self.redis_url:
                 self.redis_url = self._start_redis()
-            env = self.service_env()
             if c.fake_gemini:
                 self._spawn(
                     "fake_gemini",
@@ -309,13 +326,13 @@ class Stack:
                         "--port",
                         str(c.ports.fake_gemini),
                     ],
-                    env,
+                    self.env_of("fake_gemini"),
                 )
             for name in c.services:
                 self.start_service(name)
             auth_dir = REPO_ROOT / "services" / "auth"
             if c.with_auth and (auth_dir / "server.mjs").exists():
-                self._spawn("auth", ["node", str(auth_dir / "server.mjs")], env)
+                self._spawn("auth", ["node", str(auth_dir / "server.mjs")], self.env_of("auth"))
             if c.with_gateway:
                 # Traefik marks a backend down until its next health check (10 s later) when the
                 # first check finds it still starting, so start the gateway after the services.

@@ -62,7 +62,7 @@ def start_replica(
     process = Process(
         name,
         [sys.executable, "-m", f"lectern_{service}"],
-        env={**stack.service_env(), f"{service.upper()}_PORT": str(port), **(env or {})},
+        env={**stack.env_of(service), f"{service.upper()}_PORT": str(port), **(env or {})},
         log=stack.logs / f"{name}.log",
     )
     url = f"http://127.0.0.1:{port}"
