@@ -3,6 +3,8 @@ so the limits hold across workers and replicas."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -13,16 +15,20 @@ from lectern_common.redis import Keys
 
 log = structlog.get_logger()
 
-# All or nothing in one round trip: refuse (the 1-based index of the first full counter) when
-# any counter is at its limit, else count one more answer on each. KEYS: the counters;
-# ARGV[1]: their expiry; ARGV[1 + i]: the limit of KEYS[i].
+# All or nothing in one round trip. Each open answer is a member of a sorted set per counter,
+# scored by when it lapses, so an answer whose worker died is forgotten `ttl` after it began
+# even while its owner keeps asking (a plain counter's expiry moved with every new answer).
+# Refuse (the 1-based index of the first full set) when any set is at its limit, else add the
+# member to each. KEYS: the sets; ARGV: now, ttl, member, then the limit of KEYS[i].
 _TAKE = """
+local now, ttl, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('get', key) or '0') >= tonumber(ARGV[i + 1]) then return i end
+  redis.call('zremrangebyscore', key, '-inf', now)
+  if redis.call('zcard', key) >= tonumber(ARGV[i + 3]) then return i end
 end
 for _, key in ipairs(KEYS) do
-  redis.call('incr', key)
-  redis.call('expire', key, ARGV[1])
+  redis.call('zadd', key, now + ttl, member)
+  redis.call('expire', key, ttl)
 end
 return 0
 """
@@ -39,15 +45,16 @@ def guest_address(rate_key: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Slot:
-    """The counters one open answer holds, given back when it ends."""
+    """The sets one open answer is a member of, left when it ends."""
 
     keys: tuple[str, ...]
+    member: str
 
 
 class StreamSlots:
     """At most `per_owner` open answers per owner and, for guests, `per_address` per client
-    address; a count left behind by a dead worker expires after `ttl_s` (no answer runs
-    longer)."""
+    address; an answer left behind by a dead worker lapses `ttl_s` after it began (no answer
+    runs longer)."""
 
     def __init__(
         self, redis: Redis, keys: Keys, *, per_owner: int, per_address: int, ttl_s: int
@@ -59,21 +66,24 @@ class StreamSlots:
     async def take(self, owner: Owner, *, address: str | None = None) -> Slot | None:
         """Count an open answer for this owner (and a guest's address); None when either
         already has as many as it may."""
-        counters = [(self.keys("chat", "open", owner.key), self.per_owner)]
+        counters = [(self.keys("chat", "streams", owner.key), self.per_owner)]
         if address is not None and owner.user_id is None:
-            counters.append((self.keys("chat", "open-address", address), self.per_address))
+            counters.append((self.keys("chat", "streams-address", address), self.per_address))
         keys = tuple(key for key, _ in counters)
-        refused = await self._take(keys=keys, args=[self.ttl_s, *(n for _, n in counters)])
+        member = secrets.token_hex(8)
+        refused = await self._take(
+            keys=keys, args=[time.time(), self.ttl_s, member, *(n for _, n in counters)]
+        )
         if refused:
             log.info("chat.streams_capped", by="owner" if refused == 1 else "address")
             return None
-        return Slot(keys)
+        return Slot(keys, member)
 
     async def release(self, slot: Slot) -> None:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in slot.keys:
-                    pipe.decr(key)
+                    pipe.zrem(key, slot.member)
                 await pipe.execute()
-        except Exception as exc:  # the keys expire on their own
+        except Exception as exc:  # the member lapses on its own
             log.warning("chat.slot_release_failed", error_type=type(exc).__name__)
