@@ -45,7 +45,9 @@ async def test_guests_are_capped_per_address_as_well(stack: Stack) -> None:
         redis, Keys(f"test-slots-{uuid.uuid4().hex}:"), per_owner=2, per_address=3, ttl_s=60
     )
     try:
-        taken = [await slots.take(guest_owner(f"g{n}".encode()), address="10.1.2.3") for n in range(4)]
+        taken = [
+            await slots.take(guest_owner(f"g{n}".encode()), address="10.1.2.3") for n in range(4)
+        ]
         assert [slot is not None for slot in taken] == [True, True, True, False]
         first = taken[0]
         assert first is not None
