@@ -22,9 +22,6 @@ router = APIRouter(prefix="/api/summary", tags=["summary"])
 
 ChapterId = Annotated[str, Path(pattern=CHAPTER_ID_PATTERN)]
 
-# A translation request is one small JSON object; anything bigger is refused before parsing.
-MAX_BODY_BYTES = 1024
-
 # How a failed model call reaches a JSON client.
 _LLM_STATUS = {"llm_timeout": 504, "llm_rate_limited": 503, "llm_unavailable": 502}
 
@@ -34,16 +31,6 @@ async def summary_state(request: Request) -> SummaryState:
 
 
 State = Annotated[SummaryState, Depends(summary_state)]
-
-
-async def small_body(request: Request) -> None:
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"the request body must have a Content-Length of at most {MAX_BODY_BYTES} bytes",
-        )
 
 
 def wants_stream(request: Request) -> bool:
@@ -121,7 +108,6 @@ async def personalized_chapter(
     "/chapters/{chapter_id}/translation",
     response_model=ChapterVersionOut,
     responses={200: {"content": {"text/event-stream": {}}}},
-    dependencies=[Depends(small_body)],
 )
 async def translated_chapter(
     chapter_id: ChapterId, body: TranslationIn, state: State, request: Request

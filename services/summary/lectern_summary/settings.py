@@ -16,6 +16,9 @@ class SummarySettings(UpstreamSettings):
 
     service_name: str = "summary"
     port: int = 8104
+    # The only body this service takes is a translation request, one small JSON object: the
+    # shared body cap refuses anything bigger before it is parsed, chunked or not.
+    max_body_bytes: int = 1024
 
     # A stalled model must never hold a request (or the single-flight lock) forever; the
     # stream waits 30 s here (the shared default is 20 s).
