@@ -8,7 +8,7 @@ export UV_PYTHON ?= 3.11
 CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser run test test-fast lint clean
+.PHONY: install browser run test test-fast lint bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -46,6 +46,9 @@ lint: install ## ruff (lint and format) and mypy on libs/ and services/
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+
+bench: install ## a classroom's burst beside the shape's floor (both corpora; ~15 min)
+	$(UV) run --frozen python bench/burst_bench.py --data-dir $(CURDIR)/.lectern/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .tools .lectern services/auth/node_modules tests/ui/node_modules

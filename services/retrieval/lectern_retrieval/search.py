@@ -8,7 +8,8 @@ query's terms the book never mentions, looked up concurrently with the legs."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -36,6 +37,9 @@ def rrf(legs: list[tuple[list[tuple[str, float]], float]], *, k: int) -> list[tu
 
 # Index searches sent in one call at most (each asks for a few hundred points).
 QUERY_BATCH = 32
+# Query vectors kept (1.5 KB each): a question asked again (a class asking the same thing, a
+# reader retrying) skips the model, the largest CPU cost of a search.
+VECTOR_CACHE = 4096
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Searcher:
     candidates: int
     lexical_in_engine: bool = False
     rescore: bool = True
+    _vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
         self._embed: Batcher[str, np.ndarray] = Batcher(
@@ -68,14 +73,22 @@ class Searcher:
         return list(await self.embedder.embed_queries(queries))
 
     async def _query_vector(self, query: str) -> np.ndarray:
+        key = self.embedder.query_key(query)
+        if (cached := self._vectors.get(key)) is not None:
+            self._vectors.move_to_end(key)
+            return cached
         try:
-            return await self._embed(query)
+            vector = await self._embed(query)
         except LLMError as exc:
             raise ApiError(
                 503,
                 "embeddings_unavailable",
                 "the embedding model is unavailable, try again shortly",
             ) from exc
+        self._vectors[key] = vector
+        if len(self._vectors) > VECTOR_CACHE:
+            self._vectors.popitem(last=False)
+        return vector
 
     async def _legs(
         self, query: str, chapter_id: str | None, mode: Mode

@@ -9,8 +9,8 @@ from pathlib import Path
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> list[tuple[int, int, str, float]]:
-    """(pid, process group, command name, user+system CPU ms) of every process."""
+def _processes() -> list[tuple[int, int, int, str, float]]:
+    """(pid, parent pid, process group, command name, user+system CPU ms) of every process."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -21,31 +21,36 @@ def _processes() -> list[tuple[int, int, str, float]]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        out.append(
-            (int(entry.name), int(fields[2]), comm, (int(fields[11]) + int(fields[12])) * TICK_MS)
-        )
+        cpu = (int(fields[11]) + int(fields[12])) * TICK_MS
+        out.append((int(entry.name), int(fields[1]), int(fields[2]), comm, cpu))
     return out
 
 
 class CpuProbe:
     """Cumulative CPU ms of named process groups (a stack's services: each runs in its own
-    group, workers included), of PostgreSQL and Redis servers, and of this process."""
+    group, workers included), of PostgreSQL and Redis servers, and of this process. With
+    `postmaster`, only that PostgreSQL server's processes count, and only the Redis of the
+    group named redis (the machine may run others)."""
 
-    def __init__(self, groups: dict[str, int]) -> None:
+    def __init__(self, groups: dict[str, int], *, postmaster: int | None = None) -> None:
         self.groups = groups
+        self.postmaster = postmaster
 
     def snapshot(self) -> dict[str, float]:
         totals = dict.fromkeys([*self.groups, "postgres", "redis", "load generator"], 0.0)
         by_group = {pgid: name for name, pgid in self.groups.items()}
-        for pid, pgrp, comm, cpu in _processes():
+        for pid, ppid, pgrp, comm, cpu in _processes():
             if pid == os.getpid():
                 totals["load generator"] += cpu
-            elif pgrp in by_group and comm not in ("postgres", "redis-server"):
-                totals[by_group[pgrp]] += cpu
             elif comm == "postgres":
-                totals["postgres"] += cpu
+                if self.postmaster is None or self.postmaster in (pid, ppid):
+                    totals["postgres"] += cpu
             elif comm.startswith("redis-server"):
-                totals["redis"] += cpu
+                # The stack's own Redis (a group named redis), or any when none is named.
+                if self.postmaster is None or by_group.get(pgrp) == "redis":
+                    totals["redis"] += cpu
+            elif pgrp in by_group:
+                totals[by_group[pgrp]] += cpu
         return totals
 
     @staticmethod
