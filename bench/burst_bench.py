@@ -190,6 +190,28 @@ async def sustained(
     return results
 
 
+def embedding_floor(floor: ModuleType, levels: list[int]) -> dict[int, dict]:
+    """The least the local model can do for each burst's questions: embedding them alone, in
+    this process, as retrieval does (one thread, length-sorted sub-batches), before any
+    search. CPU ms in all and per question, and the wall time on one core."""
+    from lectern_retrieval.embeddings import QUERY_SUB_BATCH, LocalEmbedder
+
+    model = LocalEmbedder(threads=1, batch=8)
+    model._encode(floor.QS)  # warm
+    out = {}
+    for n in levels:
+        questions = [f"{floor.QS[i % len(floor.QS)]} (floor.{i})" for i in range(n)]
+        wall, cpu = time.perf_counter(), time.process_time()
+        model._encode_sorted(questions, QUERY_SUB_BATCH)
+        cpu_ms = (time.process_time() - cpu) * 1000
+        out[n] = {
+            "cpu_ms": round(cpu_ms),
+            "cpu_ms_per_question": round(cpu_ms / n, 2),
+            "wall_ms_one_core": round((time.perf_counter() - wall) * 1000),
+        }
+    return out
+
+
 def summary(floor: ModuleType, results: list[dict], ttft_ms: float) -> dict:
     ok = [r for r in results if not r["error"]]
     errors: dict[str, int] = {}
@@ -314,6 +336,7 @@ def main() -> int:
                     row["ratio_p95"] = round(l95 / max(f95, 1), 2) if f95 and l95 else None
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+        embedding = embedding_floor(floor, args.levels)
         peak = {k: round(v) for k, v in rss.peak.items()}
         rest = {k: round(v) for k, v in at_rest.items()}
     finally:
@@ -347,10 +370,18 @@ def main() -> int:
         seen[r["load"]] = r["lectern"]["cpu_ms_per_answer"]
     for load, cpu in seen.items():
         print(f"  {load}: {cpu}")
+    print("the local embedding model alone, for each burst's questions (retrieval's floor):")
+    for n, figures in embedding.items():
+        print(f"  {n} questions: {figures}")
     print(f"peak RSS MB: {peak}")
     print(f"RSS MB at rest: {rest}")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"rows": rows, "peak_rss_mb": peak}, indent=2))
+        args.json_out.write_text(
+            json.dumps(
+                {"rows": rows, "peak_rss_mb": peak, "rss_at_rest_mb": rest, "embedding": embedding},
+                indent=2,
+            )
+        )
     return 0
 
 

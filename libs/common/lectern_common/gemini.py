@@ -83,6 +83,10 @@ def _describe(exc: Exception) -> tuple[str, str, bool]:
     return "llm_error", "the language model call failed", True
 
 
+# Model calls open at once per process (streams at once, plus the occasional rewrite).
+MODEL_CONNECTIONS = 1000
+
+
 class Gemini:
     """One client per process; cheap to share between requests."""
 
@@ -96,7 +100,17 @@ class Gemini:
             base_url=config.base_url,
             timeout=int(config.request_timeout_s * 1000),
             async_client_args={
-                "transport": httpx2.AsyncHTTPTransport(verify=httpx2.create_ssl_context())
+                "transport": httpx2.AsyncHTTPTransport(
+                    verify=httpx2.create_ssl_context(),
+                    # httpx's default pool (100 connections, 20 kept) made the 101st of a
+                    # classroom's streams wait for another to end, and every burst past 20
+                    # connect anew; every stream holds its connection until the answer ends.
+                    limits=httpx2.Limits(
+                        max_connections=MODEL_CONNECTIONS,
+                        max_keepalive_connections=MODEL_CONNECTIONS,
+                        keepalive_expiry=30.0,
+                    ),
+                )
             },
         )
         self.client = genai.Client(api_key=config.api_key, http_options=http)
