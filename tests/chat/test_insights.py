@@ -124,7 +124,11 @@ def test_the_share_of_unsupported_citations(
     before = insights(chat, admin, days=1)["citations"]
     answer = ask(chat, {"message": COVERED})
     # The checks the citation checker stores with an answer (issue 15): one per marker.
-    checks = [{"n": 1, "supported": True, "score": 0.8}, {"n": 2, "supported": False, "score": 0.1}]
+    checks = [
+        {"n": 1, "supported": True, "score": 0.8},
+        {"n": 2, "supported": False, "score": 0.1},
+        {"n": 3, "supported": True, "score": 0.7},
+    ]
     assert stack.database_url
     run_sql(
         stack.database_url,
@@ -133,7 +137,7 @@ def test_the_share_of_unsupported_citations(
         json.dumps(checks),
     )
     after = insights(chat, admin, days=1)["citations"]
-    assert after["checked"] == before["checked"] + 2
+    assert after["checked"] == before["checked"] + 3
     assert after["unsupported"] == before["unsupported"] + 1
     assert after["share"] == round(after["unsupported"] / after["checked"], 4)
 

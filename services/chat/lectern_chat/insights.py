@@ -5,12 +5,14 @@ citations. Readers appear only as an opaque id (an HMAC of the conversation's ow
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
 import io
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -66,15 +68,21 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 def group_questions(rows: list[dict], *, threshold: float) -> list[dict]:
     """Near-duplicate questions (newest first in `rows`) gathered under the first of each group:
     a question joins the group whose first question's words it overlaps most, when that
-    overlap reaches `threshold`; groups by count, then most recent."""
+    overlap reaches `threshold`; groups by count, then most recent. Only groups sharing a word
+    with the question are compared (an index from word to groups), so thousands of distinct
+    questions do not cost a comparison with every group."""
     groups: list[dict] = []
+    by_word: dict[str, list[int]] = {}
     for row in rows:
-        bag = words(row["question"])
+        # A question of stop words only is compared by its whole text.
+        bag = words(row["question"]) or frozenset({row["question"].casefold().strip()})
+        shared = Counter(i for word in bag for i in by_word.get(word, ()))
         best, best_score = None, threshold
-        for group in groups:
-            score = jaccard(bag, group["_words"])
+        for i, common in sorted(shared.items()):
+            # Jaccard: the words both share over all words of the two, shared counted above.
+            score = common / (len(bag) + len(groups[i]["_words"]) - common)
             if score >= best_score:
-                best, best_score = group, score
+                best, best_score = groups[i], score
         if best is None:
             best = {
                 "question": row["question"],
@@ -85,6 +93,8 @@ def group_questions(rows: list[dict], *, threshold: float) -> list[dict]:
                 "last_asked": row["created_at"],
                 "_words": bag,
             }
+            for word in bag:
+                by_word.setdefault(word, []).append(len(groups))
             groups.append(best)
         best["count"] += 1
         best["readers"].add(row["reader"])
@@ -194,16 +204,22 @@ async def unsupported_citation_share(pool: asyncpg.Pool, period: Period) -> dict
 async def report(
     pool: asyncpg.Pool, period: Period, *, key: bytes, limit: int, threshold: float
 ) -> dict:
-    uncovered = await uncovered_questions(pool, period, key=key, limit=limit)
+    """The whole view; its four queries run at once, each on its own pooled connection."""
+    chapters, uncovered, rated, citations = await asyncio.gather(
+        chapter_citations(pool, period),
+        uncovered_questions(pool, period, key=key, limit=limit),
+        down_rated(pool, period, key=key, limit=limit),
+        unsupported_citation_share(pool, period),
+    )
     return {
         "period": {"days": period.days, "since": period.since, "until": period.until},
-        "chapters": await chapter_citations(pool, period),
+        "chapters": chapters,
         "uncovered": {
             "questions": len(uncovered),
             "groups": group_questions(uncovered, threshold=threshold),
         },
-        "down_rated": await down_rated(pool, period, key=key, limit=limit),
-        "citations": await unsupported_citation_share(pool, period),
+        "down_rated": rated,
+        "citations": citations,
     }
 
 
