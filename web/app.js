@@ -15,7 +15,9 @@ const PROFILE_LABELS = {
   operating_system: "Operating system",
   answer_depth: "Answer depth",
   goals: "Your goals",
+  language: "Answer language",
 };
+const VALUE_LABELS = { ur: "Urdu (اردو)", en: "English" };
 
 const state = {
   user: null,
@@ -110,7 +112,7 @@ function profileInput(field) {
   }
   const select = el("select", { id, name: field.name },
     el("option", { value: "", text: "Not set" }),
-    field.values.map((value) => el("option", { value, text: humanize(value) })));
+    field.values.map((value) => el("option", { value, text: VALUE_LABELS[value] ?? humanize(value) })));
   return [label, select];
 }
 

@@ -48,7 +48,8 @@ class Turn {
     this.messageId = null;
     this.sources = new Map();
     this.scheduled = false;
-    this.answer = el("div", { class: "answer rich selectable", "aria-busy": "true" },
+    // dir="auto": an Urdu answer reads right to left, an English one left to right.
+    this.answer = el("div", { class: "answer rich selectable", dir: "auto", "aria-busy": "true" },
       el("span", { class: "pending", text: "Searching the book…" }));
     this.sourceList = el("ol", { class: "sources", "aria-label": "Sources" });
     this.sourcesBox = el("section", { class: "sources-box", hidden: true },
@@ -234,6 +235,7 @@ async function ask({ message, selectedText = null }) {
     selected_text: selectedText,
     chapter_id: $("chapter-scope").checked ? chat.chapterId() : null,
     top_k: 5,
+    language: $("answer-language").value || null,
   };
   const retry = () => {
     turn.node.remove();

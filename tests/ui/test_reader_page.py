@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import httpx
 import pytest
 
 from lectern_dev.stack import Stack
+from tests.ui.conftest import CHROMIUM, UI_DIR
 
-UI_DIR = Path(__file__).parent
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 BROWSER_RUN_TIMEOUT_S = 300
 
 
@@ -66,31 +64,6 @@ def test_only_the_page_files_are_served(gateway: httpx.Client, path: str):
     assert "create_app" not in response.text and "APIRouter" not in response.text
 
 
-@pytest.fixture(scope="module")
-def playwright_dir() -> Path:
-    """The folder with playwright-core installed (npm ci from the lock file when missing)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}. `make test` installs Debian's browser "
-            "(`sudo apt-get install -y chromium`), or point CHROMIUM_PATH at a Chromium binary.",
-            pytrace=False,
-        )
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail(
-            "node and npm are needed for the browser test (Debian: apt-get install nodejs npm).",
-            pytrace=False,
-        )
-    if not (UI_DIR / "node_modules" / "playwright-core" / "package.json").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=UI_DIR,
-            check=True,
-            timeout=300,
-            stdout=subprocess.DEVNULL,
-        )
-    return UI_DIR
-
-
 def run_browser(stack: Stack, out_dir: Path) -> tuple[int, dict, str]:
     proc = subprocess.run(
         [
@@ -106,12 +79,16 @@ def run_browser(stack: Stack, out_dir: Path) -> tuple[int, dict, str]:
         timeout=BROWSER_RUN_TIMEOUT_S,
         env={**os.environ, "CHROMIUM_PATH": str(CHROMIUM)},
     )
-    lines = proc.stdout.strip().splitlines()
+    return proc.returncode, report_of(proc.stdout), proc.stderr[-3000:]
+
+
+def report_of(stdout: str) -> dict:
+    """The JSON report a browser script prints as its last line ({} when there is none)."""
+    lines = stdout.strip().splitlines()
     try:
-        report = json.loads(lines[-1]) if lines else {}
+        return json.loads(lines[-1]) if lines else {}
     except json.JSONDecodeError:
-        report = {}
-    return proc.returncode, report, proc.stderr[-3000:]
+        return {}
 
 
 def describe_failures(report: dict, stderr: str) -> str:

@@ -144,6 +144,9 @@ Level = Literal["none", "beginner", "intermediate", "advanced"]
 HardwareAccess = Literal["simulation_only", "gpu_workstation", "jetson", "physical_robot"]
 OperatingSystem = Literal["linux", "windows", "macos"]
 AnswerDepth = Literal["brief", "standard", "detailed"]
+# The languages an answer can be written in (Urdu first): the reader's default in the profile,
+# and chat's `language` in a question.
+AnswerLanguage = Literal["ur", "en"]
 GOALS_MAX_CHARS = 500
 Goals = Annotated[str, StringConstraints(max_length=GOALS_MAX_CHARS), STORABLE]
 # The level fields with the name a prompt gives them.
@@ -167,6 +170,8 @@ class ReaderProfile(Contract):
     operating_system: OperatingSystem | None
     answer_depth: AnswerDepth | None
     goals: str | None
+    # Optional with a default: a profile service older than the field still answers validly.
+    language: AnswerLanguage | None = None
     segment: Segment = Field(description="audience segment: <experience>-<hardware_access>")
     updated_at: datetime
 

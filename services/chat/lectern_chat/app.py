@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from lectern_chat import pages
+from lectern_chat import admin, pages
 from lectern_chat.api import internal_router, router
 from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers
@@ -116,5 +116,6 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     app = build_app(settings, title="Lectern chat", open_state=open_state)
     app.include_router(router)
     app.include_router(internal_router)
+    app.include_router(admin.router)
     pages.mount_reader_page(app, settings.web_dir)
     return app

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Histogram
 
-from lectern_chat import extractive, prompt, store, upstream
+from lectern_chat import extractive, language, prompt, store, upstream
 from lectern_chat.events import Emitter
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
@@ -53,6 +53,7 @@ class Job:
     top_k: int
     history: list[tuple[str, str]]
     started: float
+    language: language.Language | None = None  # as the request asked
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Outcome:
     usage: dict = field(default_factory=dict)
     model: str | None = None
     note: str | None = None
+    language: str | None = None
+    coverage: dict | None = None
 
     def fail(self, code: str, message: str, *, retryable: bool, status: str = "failed") -> None:
         self.status, self.finish_reason = status, code
@@ -108,6 +111,7 @@ def last_event(outcome: Outcome, message_id: UUID) -> tuple[str, dict]:
             "usage": outcome.usage,
             "timings_ms": outcome.timings,
             "model": outcome.model,
+            "language": outcome.language,
         }
         if outcome.note:
             done["note"] = outcome.note
@@ -143,11 +147,17 @@ class Pipeline:
                 "mode": turn.mode,
             },
         )
-        outcome.query = await self._standalone_query(job)
         profile_task = asyncio.create_task(
             upstream.reader_profile(
                 self.profile, job.owner.user_id, timeout_s=self.settings.profile_timeout_s
             )
+        )
+        search_language = job.language
+        if language.may_need_profile(job.question, job.language):
+            # Only the profile's default can say whether this question is Roman Urdu.
+            search_language = getattr(await profile_task, "language", None)
+        outcome.query = await self._standalone_query(
+            job, english=language.needs_english_query(job.question, search_language)
         )
         retrieval_started = time.perf_counter()
         try:
@@ -172,23 +182,33 @@ class Pipeline:
         outcome.timings["retrieval"] = since_ms(retrieval_started)
         outcome.results = found.results
         outcome.sources = numbered_sources(outcome.results, self.settings.snippet_chars)
+        outcome.coverage = found.coverage.model_dump()
         await out.emit(
             "sources", {"sources": outcome.sources, "coverage": found.coverage.model_dump()}
         )
         TIME_TO_SOURCES.observe(time.perf_counter() - job.started)
+        if found.coverage.verdict == "not_covered" and not profile_task.done():
+            profile_task.cancel()  # no model call to personalise: only a known language counts
+            reader_profile = None
+        else:
+            reader_profile = await profile_task
+        outcome.language = language.answer_language(
+            job.question,
+            requested=job.language,
+            profile_default=getattr(reader_profile, "language", None),
+        )
         if found.coverage.verdict == "not_covered":
-            profile_task.cancel()
             await self._not_covered(job, out, outcome)
             return
-        reader_profile = await profile_task
         if self.gemini is None:
             await self._extract(job, out, outcome)
         else:
             await self._generate(self.gemini, job, out, outcome, reader_profile)
 
-    async def _standalone_query(self, job: Job) -> str:
-        """A follow-up rewritten with the history into a query that stands alone."""
-        if not job.history:
+    async def _standalone_query(self, job: Job, *, english: bool = False) -> str:
+        """A follow-up rewritten with the history into a query that stands alone; a question
+        that is not `english` also put into English (the book's language), in the same call."""
+        if not job.history and not english:
             return job.question
         if self.gemini is None:
             # No model: the previous question carries the context the follow-up refers to.
@@ -196,12 +216,19 @@ class Pipeline:
                 (text for role, text in reversed(job.history) if role == "user"), ""
             )
             return f"{last_question} {job.question}".strip()[:1000]
-        message = prompt.rewrite_message(
-            history=job.history, question=job.question, history_chars=self.settings.history_chars
-        )
+        if job.history:
+            system = prompt.REWRITE_SYSTEM
+            message = prompt.rewrite_message(
+                history=job.history,
+                question=job.question,
+                history_chars=self.settings.history_chars,
+            )
+        else:
+            system = language.TRANSLATE_SYSTEM
+            message = f"Question: {job.question}\n\nEnglish search query:"
         try:
             text = await asyncio.wait_for(
-                self.gemini.generate(message, system=prompt.REWRITE_SYSTEM, max_tokens=128),
+                self.gemini.generate(message, system=system, max_tokens=128),
                 self.settings.rewrite_timeout_s,
             )
         except (LLMError, TimeoutError) as exc:
@@ -227,7 +254,9 @@ class Pipeline:
         reader_profile: ReaderProfile | None,
     ) -> None:
         system = prompt.system_instruction(
-            profile=reader_profile, selection=job.turn.selected_text is not None
+            profile=reader_profile,
+            selection=job.turn.selected_text is not None,
+            language=outcome.language,
         )
         contents = prompt.contents(
             history=job.history,
@@ -276,6 +305,8 @@ class Pipeline:
         """The search judged the book does not cover the question: say so and point to the
         nearest sections, with no model call (it would cost and could only invent)."""
         text = extractive.not_covered(outcome.results)
+        if outcome.language == "ur":
+            text = f"{language.NOT_COVERED_UR}\n\n{text}"
         if self.gemini is None:
             text = f"{extractive.NOTE}\n\n{text}"
             outcome.note = extractive.NOTE
@@ -309,6 +340,8 @@ class Pipeline:
                 timings=outcome.timings,
                 usage=outcome.usage,
                 model=outcome.model,
+                language=outcome.language,
+                coverage=outcome.coverage,
             )
         except Exception as exc:
             log.exception("chat.store_failed", error_type=type(exc).__name__)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from google.genai import types
 
+from lectern_chat.language import ANSWER_IN
 from lectern_common.contracts import LEVEL_FIELDS, ReaderProfile, SearchResult
 
 BOOK = '"Physical AI & Humanoid Robotics" (ROS 2, robot simulation, humanoid robots)'
@@ -39,8 +40,9 @@ DEPTH = {
 
 REWRITE_SYSTEM = (
     "You turn a reader's follow-up question into one stand-alone search query for a textbook, "
-    "resolving pronouns and references from the conversation. Reply with the query only, on "
-    "one line, without quotes or explanations."
+    "resolving pronouns and references from the conversation. Write the query in English (the "
+    "textbook is in English), keeping code, commands and names as written. Reply with the query "
+    "only, on one line, without quotes or explanations."
 )
 
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
@@ -70,10 +72,14 @@ def reader_instructions(profile: ReaderProfile | None) -> str:
     return "\n".join(lines)
 
 
-def system_instruction(*, profile: ReaderProfile | None, selection: bool) -> str:
+def system_instruction(
+    *, profile: ReaderProfile | None, selection: bool, language: str | None = None
+) -> str:
     parts = [SYSTEM, reader_instructions(profile)]
     if selection:
         parts.append(SELECTION)
+    if language in ANSWER_IN:
+        parts.append(ANSWER_IN[language])
     return "\n\n".join(parts)
 
 
@@ -144,7 +150,10 @@ def rewrite_message(
 def cleaned_query(text: str, *, limit: int = 500) -> str:
     """The model's rewrite reduced to one line without decoration."""
     line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
-    return line.strip().strip("\"'`").removeprefix("Stand-alone query:").strip()[:limit]
+    line = line.strip().strip("\"'`")
+    for label in ("Stand-alone query:", "English search query:"):
+        line = line.removeprefix(label)
+    return line.strip().strip("\"'`")[:limit]
 
 
 def citations(answer: str, n_sources: int) -> list[int]:

@@ -95,6 +95,7 @@ async def ask(
         top_k=question.top_k,
         history=history,
         started=started,
+        language=question.language,
     )
     try:
         await _store_turn(

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
-from lectern_common.contracts import STORABLE, ChapterId
+from lectern_common.contracts import STORABLE, AnswerLanguage, ChapterId
 
 Mode = Literal["book", "selection"]
 Status = Literal["streaming", "complete", "interrupted", "failed"]
@@ -31,6 +31,8 @@ class StreamRequest(BaseModel):
     chapter_id: ChapterId | None = None
     # Strict: `"5"` or `true` is a client's mistake, not a number to guess at.
     top_k: StrictInt = Field(5, ge=1, le=10)
+    # The answer's language; unset: the reader's profile default, else the question's own.
+    language: AnswerLanguage | None = None
 
     @field_validator("selected_text")
     @classmethod
@@ -70,6 +72,7 @@ class MessageOut(BaseModel):
     timings_ms: dict
     usage: dict
     model: str | None
+    language: str | None
     feedback: Literal["up", "down"] | None
     feedback_comment: str | None
     created_at: datetime
@@ -111,3 +114,53 @@ class FeedbackOut(BaseModel):
 
 class ClaimOut(BaseModel):
     claimed: int
+
+
+class InsightsPeriod(BaseModel):
+    days: int
+    since: datetime
+    until: datetime
+
+
+class ChapterCited(BaseModel):
+    chapter_id: str
+    title: str | None
+    questions: int
+
+
+class UncoveredGroup(BaseModel):
+    question: str  # the group's first (most recent) question
+    query: str | None  # what the book was searched for (English)
+    count: int
+    readers: int  # how many different readers asked it
+    variants: list[str]
+    last_asked: datetime
+
+
+class Uncovered(BaseModel):
+    questions: int
+    groups: list[UncoveredGroup]
+
+
+class DownRated(BaseModel):
+    message_id: UUID
+    question: str
+    answer: str  # its first 500 characters
+    comment: str | None
+    rated_at: datetime
+    reader: str  # opaque: an HMAC of the conversation's owner
+    chapters: list[str]  # the chapters its citations point at
+
+
+class CitationShare(BaseModel):
+    checked: int
+    unsupported: int
+    share: float | None  # None while no citation was checked
+
+
+class Insights(BaseModel):
+    period: InsightsPeriod
+    chapters: list[ChapterCited]
+    uncovered: Uncovered
+    down_rated: list[DownRated]
+    citations: CitationShare

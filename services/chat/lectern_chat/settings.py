@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lectern_common.settings import UpstreamSettings
+from lectern_common.settings import UpstreamSettings, is_weak_secret
 
 
 class ChatSettings(UpstreamSettings):
@@ -67,3 +67,17 @@ class ChatSettings(UpstreamSettings):
     # best retrieval score is below this or no passage shares a content word with it.
     extractive_min_score: float = 0.0
     extractive_max_sentences: int = 4
+
+    # The admin credential of `GET /api/admin/insights` (unset: the view is disabled).
+    admin_token: SecretStr = Field(SecretStr(""), validation_alias="ADMIN_TOKEN")
+    # Insights read at most this many answers of each kind in a period (newest first).
+    insights_max_rows: int = Field(5000, ge=10, le=100_000)
+    # Two uncovered questions whose word sets overlap this much (Jaccard) are one group.
+    insights_group_jaccard: float = Field(0.6, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check_admin_token(self) -> ChatSettings:
+        token = self.admin_token.get_secret_value()
+        if self.production and token and is_weak_secret(token):
+            raise ValueError("production mode needs a strong ADMIN_TOKEN (32+ characters)")
+        return self

@@ -9,7 +9,7 @@ import asyncpg
 
 MESSAGE_COLUMNS = """m.id, m.role, m.content, m.mode, m.selected_text, m.chapter_id, m.query,
     m.sources, m.citations, m.status, m.finish_reason, m.error, m.timings, m.usage, m.model,
-    m.feedback, m.feedback_comment, m.created_at, m.completed_at"""
+    m.language, m.feedback, m.feedback_comment, m.created_at, m.completed_at"""
 
 
 @dataclass(frozen=True)
@@ -177,10 +177,14 @@ async def finish_message(
     timings: dict,
     usage: dict,
     model: str | None,
+    language: str | None = None,
+    coverage: dict | None = None,
 ) -> None:
+    coverage = coverage or {}
     await pool.execute(
         "UPDATE messages SET content = $2, status = $3, finish_reason = $4, query = $5,"
         " sources = $6, citations = $7, error = $8, timings = $9, usage = $10, model = $11,"
+        " language = $12, coverage = $13, coverage_score = $14,"
         " completed_at = now() WHERE id = $1",
         message_id,
         content,
@@ -193,6 +197,9 @@ async def finish_message(
         timings,
         usage,
         model,
+        language,
+        coverage.get("verdict"),
+        coverage.get("score"),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from lectern_common.contracts import (
     GOALS_MAX_CHARS,
     AnswerDepth,
+    AnswerLanguage,
     Goals,
     HardwareAccess,
     Level,
@@ -25,6 +26,7 @@ FIELDS = (
     "operating_system",
     "answer_depth",
     "goals",
+    "language",
 )
 
 
@@ -41,6 +43,7 @@ class ProfileUpdate(BaseModel):
     operating_system: OperatingSystem | None = None
     answer_depth: AnswerDepth | None = None
     goals: Goals | None = None
+    language: AnswerLanguage | None = None
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in FIELDS if name in self.model_fields_set}
@@ -59,4 +62,5 @@ class ProfileOptions(BaseModel):
     hardware_access: list[str] = list(get_args(HardwareAccess))
     operating_system: list[str] = list(get_args(OperatingSystem))
     answer_depth: list[str] = list(get_args(AnswerDepth))
+    language: list[str] = list(get_args(AnswerLanguage))
     goals_max_chars: int = GOALS_MAX_CHARS

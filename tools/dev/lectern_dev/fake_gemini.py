@@ -4,7 +4,8 @@ Routes the google-genai client calls: `POST /v1beta/models/{m}:generateContent`,
 `:streamGenerateContent?alt=sse` and `:batchEmbedContents` (also under /v1). Behaviour is set
 over `/_fake/*`: latency (time to first token, token interval), queued HTTP errors (429/500),
 an error, a stall or a dropped connection after N streamed chunks, scripted replies, and a log
-of requests received.
+of requests received (with the reply of each `generateContent`). Asked to put an Urdu question
+into an English search query, it answers word by word from a small glossary.
 
 Run: `python -m lectern_dev.fake_gemini --port 8199`.
 """
@@ -80,6 +81,8 @@ def reply_for(behaviour: Behaviour, body: dict) -> str:
     for rule in behaviour.replies:
         if rule.get("contains", "") in text:
             return rule["reply"]
+    if "English search query" in text:
+        return english_rewrite(text)
     if behaviour.default_reply is not None:
         return behaviour.default_reply
     # A grounded-looking answer that cites the first numbered source it was given.
@@ -89,6 +92,67 @@ def reply_for(behaviour: Behaviour, body: dict) -> str:
         f"This is the fake model's answer {cited} to: {question}. "
         f"It streams in small pieces so tests can watch the order of events {cited}."
     )
+
+
+# Urdu words of the sample book's questions (phrases are replaced first, longest first).
+URDU_GLOSSARY = {
+    "آئی ایم یو": "IMU",
+    "انسان نما": "humanoid",
+    "ہیومنائڈ": "humanoid",
+    "روبوٹ": "robot",
+    "سینسر": "sensor",
+    "سینسرز": "sensors",
+    "چلنے": "walking",
+    "ناپتا": "measure",
+    "پیمائش": "measure",
+    "کیا": "what",
+    "کیسے": "how",
+    "کیوں": "why",
+    "نوڈ": "node",
+    "ٹاپک": "topic",
+    "سیمولیشن": "simulation",
+    "توازن": "balance",
+    "کنٹرولر": "controller",
+    "کیمرہ": "camera",
+    "گیزبو": "Gazebo",
+    "پل": "bridge",
+    "انسٹال": "install",
+}
+# Roman Urdu words ("" for particles, which are dropped).
+ROMAN_URDU = {
+    "kya": "what",
+    "kaise": "how",
+    "kyun": "why",
+    "mein": "in",
+    "parhein": "read",
+    "parhna": "read",
+    "naapta": "measures",
+    "chalana": "run",
+    "banana": "create",
+    **dict.fromkeys(("ka", "ki", "ke", "hai", "hain", "ko", "se", "par", "aur"), ""),
+}
+_ARABIC_WORD = re.compile(r"[\u0600-\u06ff]")
+
+
+def english_rewrite(prompt: str) -> str:
+    """A plausible English search query for the Urdu question in a rewrite prompt: glossary
+    words translated, Latin-script words (names, code) kept, other Urdu words dropped."""
+    question = next(
+        (
+            ln.split(":", 1)[1]
+            for ln in prompt.splitlines()
+            if ln.startswith(("Question:", "Follow-up"))
+        ),
+        prompt,
+    )
+    for urdu, english in sorted(URDU_GLOSSARY.items(), key=lambda kv: -len(kv[0])):
+        question = question.replace(urdu, f" {english} ")
+    words = [
+        ROMAN_URDU.get(w.lower(), w)
+        for w in re.findall(r"[\w.+/-]+", question)
+        if not _ARABIC_WORD.search(w)
+    ]
+    return " ".join(w for w in words if w) or "robot"
 
 
 def fake_embedding(text: str, dim: int) -> list[float]:
@@ -132,24 +196,19 @@ def chunks_of(reply: str, words_per_chunk: int) -> list[str]:
 def create_app(state: FakeState | None = None) -> Starlette:
     state = state or FakeState()
 
-    def log_request(kind: str, model: str, body: dict) -> None:
+    def log_request(kind: str, model: str, body: dict) -> dict:
+        entry = {"kind": kind, "model": model, "at": time.time(), "prompt": prompt_text(body)}
+        entry["body"] = body
         with state.lock:
-            state.requests.append(
-                {
-                    "kind": kind,
-                    "model": model,
-                    "at": time.time(),
-                    "prompt": prompt_text(body),
-                    "body": body,
-                }
-            )
+            state.requests.append(entry)
+        return entry
 
     async def model_call(request: Request) -> Response:
         model, _, method = request.path_params["target"].partition(":")
         body = orjson.loads(await request.body() or b"{}")
         if not request.headers.get("x-goog-api-key"):
             return JSONResponse(error_json(400) | {"note": "missing api key"}, status_code=400)
-        log_request(method, model, body)
+        logged = log_request(method, model, body)
         behaviour = state.behaviour
         if (status := state.next_failure()) is not None:
             return JSONResponse(error_json(status), status_code=status)
@@ -178,6 +237,7 @@ def create_app(state: FakeState | None = None) -> Starlette:
         reply = reply_for(behaviour, body)
         prompt = prompt_text(body)
         if method == "generateContent":
+            logged["reply"] = reply  # what a test reads back, e.g. a rewritten search query
             await asyncio.sleep(behaviour.ttft_ms / 1000)
             return JSONResponse(
                 {

@@ -85,7 +85,7 @@ class StackConfig:
 SECRET_NAMES = ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET", "GATEWAY_DASHBOARD_PASSWORD")
 # Which process is given which secret (docs/SECURITY.md): each only what it uses.
 SECRETS_OF = {
-    "chat": ("INTERNAL_TOKEN", "GEMINI_API_KEY"),
+    "chat": ("INTERNAL_TOKEN", "ADMIN_TOKEN", "GEMINI_API_KEY"),
     "retrieval": ("INTERNAL_TOKEN", "ADMIN_TOKEN", "GEMINI_API_KEY"),
     "profile": ("INTERNAL_TOKEN", "BETTER_AUTH_SECRET"),
     "summary": ("INTERNAL_TOKEN", "GEMINI_API_KEY"),
