@@ -1,7 +1,8 @@
 """Hybrid search: a dense leg (the index) and a lexical leg fused with reciprocal rank fusion;
-an optional chapter filter narrows both. The lexical leg is BM25 in PostgreSQL (fused here) or,
-with RETRIEVAL_LEXICAL=engine, the index's BM25 sparse vectors (fused by the engine in the same
-call as the dense leg). With both legs here, the top fused candidates are rescored
+an optional chapter filter narrows both. The lexical leg is BM25 over the chunk terms the ingest
+stored in PostgreSQL, scored in memory (`lexical.py`; fused here) or, with
+RETRIEVAL_LEXICAL=engine, the index's BM25 sparse vectors (fused by the engine in the same call
+as the dense leg). With both legs here, the top fused candidates are rescored
 (`rescoring.py`). Beside the results, a coverage verdict (`coverage.py`) from the
 query's terms the book never mentions, looked up concurrently with the legs."""
 
@@ -21,6 +22,7 @@ from lectern_common.gemini import LLMError
 from lectern_retrieval import coverage, rescoring, store
 from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder
+from lectern_retrieval.lexical import LexicalIndex
 from lectern_retrieval.vectors import VectorQuery, VectorStore
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -54,6 +56,7 @@ class Searcher:
     _vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
+        self.lexical = LexicalIndex(self.pool)
         self._embed: Batcher[str, np.ndarray] = Batcher(
             self._embed_rows,
             max_batch=self.embedder.query_batch,
@@ -90,37 +93,53 @@ class Searcher:
             self._vectors.popitem(last=False)
         return vector
 
+    async def _lexical(
+        self, query: str, chapter_id: str | None, terms: list[coverage.Term]
+    ) -> tuple[list[tuple[str, float]], dict[str, bool]]:
+        """The BM25 leg (in memory, `lexical.py`) and which query terms the book mentions."""
+        asked = await self.lexical.tokens(query, [t.text for t in terms])
+        snapshot = await self.lexical.current(asked.generation)
+        found = self.lexical.search(
+            snapshot, asked.lexemes, limit=self.candidates, chapter_id=chapter_id
+        )
+        return found, self.lexical.present(snapshot, asked)
+
     async def _legs(
-        self, query: str, chapter_id: str | None, mode: Mode
-    ) -> tuple[list[list[tuple[str, float]]], float | None]:
-        """The ranked legs to fuse (one when the engine fused them or only one was asked) and
-        the dense leg's best cosine when a leg of its own gave it."""
-        if mode == "lexical":
-            if self.lexical_in_engine:
-                return [await self._index(VectorQuery(text=query, chapter_id=chapter_id))], None
-            found = await store.lexical(
-                self.pool, query, limit=self.candidates, chapter_id=chapter_id
-            )
-            return [found], None
-        if mode == "dense" or self.lexical_in_engine:
-            fused_text = query if mode == "hybrid" else None
-            vector = await self._query_vector(query)
-            leg = await self._index(
-                VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
-            )
-            return [leg], (_best(leg) if fused_text is None else None)
+        self, query: str, chapter_id: str | None, mode: Mode, terms: list[coverage.Term]
+    ) -> tuple[list[list[tuple[str, float]]], float | None, dict[str, bool]]:
+        """The ranked legs to fuse (one when the engine fused them or only one was asked),
+        the dense leg's best cosine when a leg of its own gave it, and which query terms the
+        book mentions."""
+        if mode == "lexical" and not self.lexical_in_engine:
+            found, present = await self._lexical(query, chapter_id, terms)
+            return [found], None, present
+        if mode == "lexical" or mode == "dense" or self.lexical_in_engine:
+            present_task = asyncio.ensure_future(self._lexical(query, chapter_id, terms))
+            try:
+                if mode == "lexical":
+                    legs = [await self._index(VectorQuery(text=query, chapter_id=chapter_id))]
+                    dense_top = None
+                else:
+                    fused_text = query if mode == "hybrid" else None
+                    vector = await self._query_vector(query)
+                    leg = await self._index(
+                        VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
+                    )
+                    legs, dense_top = [leg], (_best(leg) if fused_text is None else None)
+            except BaseException:
+                present_task.cancel()
+                raise
+            _, present = await present_task
+            return legs, dense_top, present
 
         async def dense() -> list[tuple[str, float]]:
             vector = await self._query_vector(query)
             return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
 
-        legs = list(
-            await asyncio.gather(
-                dense(),
-                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
-            )
+        dense_leg, (lexical_leg, present) = await asyncio.gather(
+            dense(), self._lexical(query, chapter_id, terms)
         )
-        return legs, _best(legs[0])
+        return [dense_leg, lexical_leg], _best(dense_leg), present
 
     async def search(
         self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
@@ -129,10 +148,7 @@ class Searcher:
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
         terms = coverage.query_terms(query)
-        (legs, dense_top), present = await asyncio.gather(
-            self._legs(query, chapter_id, mode),
-            store.terms_present(self.pool, [t.text for t in terms]),
-        )
+        legs, dense_top, present = await self._legs(query, chapter_id, mode, terms)
         ranked = rrf([(leg, 1.0) for leg in legs], k=self.rrf_k) if len(legs) > 1 else legs[0]
         # Vectors of a half-finished ingest may have no row yet: ask for a few spare ids.
         depth = top_k + 10
