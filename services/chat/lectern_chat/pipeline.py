@@ -14,7 +14,8 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Histogram
 
-from lectern_chat import extractive, prompt, store, upstream
+from lectern_chat import citations, extractive, prompt, store, upstream
+from lectern_chat.budget import TokenBudget
 from lectern_chat.events import Emitter
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
@@ -53,6 +54,7 @@ class Job:
     top_k: int
     history: list[tuple[str, str]]
     started: float
+    payer: str | None = None  # whose daily model budget the answer spends (budget.py)
 
 
 @dataclass
@@ -71,10 +73,22 @@ class Outcome:
     usage: dict = field(default_factory=dict)
     model: str | None = None
     note: str | None = None
+    citation_checks: list[dict] = field(default_factory=list)
+    fallback: str | None = None  # why a configured model was not used (FALLBACKS, budget)
+    model_tokens: int = 0  # spent on this answer, rewrite included, charged to the budget
 
     def fail(self, code: str, message: str, *, retryable: bool, status: str = "failed") -> None:
         self.status, self.finish_reason = status, code
         self.error = {"code": code, "message": message, "retryable": retryable}
+
+
+# The model's failures before its first token that an extractive answer replaces.
+FALLBACKS = {
+    "llm_rate_limited": "rate_limited",
+    "llm_unavailable": "unavailable",
+    "llm_error": "unavailable",
+    "llm_timeout": "timeout",
+}
 
 
 def since_ms(started: float) -> int:
@@ -108,6 +122,8 @@ def last_event(outcome: Outcome, message_id: UUID) -> tuple[str, dict]:
             "usage": outcome.usage,
             "timings_ms": outcome.timings,
             "model": outcome.model,
+            "citation_checks": outcome.citation_checks,
+            "fallback": outcome.fallback,
         }
         if outcome.note:
             done["note"] = outcome.note
@@ -124,9 +140,10 @@ class Pipeline:
         retrieval: InternalClient,
         profile: InternalClient,
         gemini: Gemini | None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self.settings, self.pool, self.gemini = settings, pool, gemini
-        self.retrieval, self.profile = retrieval, profile
+        self.retrieval, self.profile, self.budget = retrieval, profile, budget
 
     @property
     def model_name(self) -> str:
@@ -143,7 +160,10 @@ class Pipeline:
                 "mode": turn.mode,
             },
         )
-        outcome.query = await self._standalone_query(job)
+        gemini = self.gemini
+        if gemini and self.budget and job.payer and await self.budget.spent(job.payer):
+            gemini, outcome.fallback = None, "budget"  # not even the rewrite calls the model
+        outcome.query = await self._standalone_query(job, gemini, outcome)
         profile_task = asyncio.create_task(
             upstream.reader_profile(
                 self.profile, job.owner.user_id, timeout_s=self.settings.profile_timeout_s
@@ -181,16 +201,16 @@ class Pipeline:
             await self._not_covered(job, out, outcome)
             return
         reader_profile = await profile_task
-        if self.gemini is None:
+        if gemini is None:
             await self._extract(job, out, outcome)
         else:
-            await self._generate(self.gemini, job, out, outcome, reader_profile)
+            await self._generate(gemini, job, out, outcome, reader_profile)
 
-    async def _standalone_query(self, job: Job) -> str:
+    async def _standalone_query(self, job: Job, gemini: Gemini | None, outcome: Outcome) -> str:
         """A follow-up rewritten with the history into a query that stands alone."""
         if not job.history:
             return job.question
-        if self.gemini is None:
+        if gemini is None:
             # No model: the previous question carries the context the follow-up refers to.
             last_question = next(
                 (text for role, text in reversed(job.history) if role == "user"), ""
@@ -199,14 +219,17 @@ class Pipeline:
         message = prompt.rewrite_message(
             history=job.history, question=job.question, history_chars=self.settings.history_chars
         )
+        usage = Usage()
         try:
             text = await asyncio.wait_for(
-                self.gemini.generate(message, system=prompt.REWRITE_SYSTEM, max_tokens=128),
+                gemini.generate(message, system=prompt.REWRITE_SYSTEM, max_tokens=128, usage=usage),
                 self.settings.rewrite_timeout_s,
             )
         except (LLMError, TimeoutError) as exc:
             log.warning("chat.rewrite_failed", error_type=type(exc).__name__)
             return job.question
+        finally:
+            outcome.model_tokens += usage.prompt_tokens + usage.output_tokens
         return prompt.cleaned_query(text) or job.question
 
     @staticmethod
@@ -245,20 +268,33 @@ class Pipeline:
                 outcome.content += text
                 await out.emit("token", {"text": text})
         except LLMError as exc:
-            outcome.fail(exc.code, exc.message, retryable=exc.retryable)
+            if not outcome.content:
+                # Nothing shown yet and the retries are spent: quote the book instead.
+                outcome.fallback = FALLBACKS.get(exc.code, "unavailable")
+                log.warning("chat.model_fallback", code=exc.code, attempts=usage.attempts)
+            else:
+                outcome.fail(exc.code, exc.message, retryable=exc.retryable)
         finally:
             outcome.usage = usage.as_dict()
-        if outcome.status == "complete":
+            outcome.model_tokens += usage.prompt_tokens + usage.output_tokens
+        if outcome.fallback:
+            await self._extract(job, out, outcome)
+            outcome.usage["attempts"] = usage.attempts
+        elif outcome.status == "complete":
             outcome.finish_reason = "stop"
             outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
 
     async def _extract(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        """The extractive answer: offline, or in place of a model that cannot be used
+        (`outcome.fallback` says why, and its note says so to the reader)."""
         question = " ".join(filter(None, (outcome.query, job.turn.selected_text)))
+        note = extractive.FALLBACK_NOTES[outcome.fallback] if outcome.fallback else extractive.NOTE
         result = extractive.answer(
             question,
             outcome.results,
             min_score=self.settings.extractive_min_score,
             max_sentences=self.settings.extractive_max_sentences,
+            note=note,
         )
         for piece in extractive.pieces(result.text):
             if not outcome.content:
@@ -270,7 +306,8 @@ class Pipeline:
         if result.covered:
             outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
         outcome.usage = Usage().as_dict()
-        outcome.note = extractive.NOTE
+        outcome.note = note
+        outcome.model = extractive.MODEL
 
     async def _not_covered(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         """The search judged the book does not cover the question: say so and point to the
@@ -291,6 +328,15 @@ class Pipeline:
     async def finish(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         """Store the answer first (a reader who sees `done` and reloads finds it), then send
         the last event."""
+        if outcome.status == "complete" and outcome.finish_reason != "not_covered":
+            checks_started = time.perf_counter()
+            outcome.citation_checks = [
+                c.as_dict()
+                for c in citations.check(outcome.content, [r.text for r in outcome.results])
+            ]
+            outcome.timings["checks"] = round((time.perf_counter() - checks_started) * 1000, 2)
+        if self.budget and job.payer and outcome.model_tokens:
+            await self.budget.charge(job.payer, outcome.model_tokens)
         outcome.timings["total"] = since_ms(job.started)
         outcome.timings.setdefault("first_token", None)
         outcome.timings.setdefault("retrieval", None)
@@ -309,6 +355,8 @@ class Pipeline:
                 timings=outcome.timings,
                 usage=outcome.usage,
                 model=outcome.model,
+                citation_checks=outcome.citation_checks,
+                fallback=outcome.fallback,
             )
         except Exception as exc:
             log.exception("chat.store_failed", error_type=type(exc).__name__)
@@ -322,6 +370,8 @@ class Pipeline:
             finish_reason=outcome.finish_reason,
             sources=len(outcome.sources),
             citations=outcome.citations,
+            unsupported=sum(not c["supported"] for c in outcome.citation_checks),
+            fallback=outcome.fallback,
             chars=len(outcome.content),
             timings=outcome.timings,
         )

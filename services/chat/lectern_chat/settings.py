@@ -67,3 +67,6 @@ class ChatSettings(UpstreamSettings):
     # best retrieval score is below this or no passage shares a content word with it.
     extractive_min_score: float = 0.0
     extractive_max_sentences: int = 4
+    # Model tokens (prompt + output) each reader, or guest address, may spend per UTC day;
+    # answers past it are extractive (labelled `fallback: budget`). 0: no limit.
+    daily_token_budget: int = Field(0, ge=0)
