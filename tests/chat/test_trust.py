@@ -50,6 +50,7 @@ def test_each_citation_is_checked_in_done_and_in_the_stored_answer(
     assert checks[0]["score"] >= 0.9 and checks[1]["score"] < 0.4 and checks[2]["score"] is None
     assert done["fallback"] is None and done["model"] != "extractive"
     assert isinstance(done["timings_ms"]["checks"], float)
+    print("citation checks of this answer (ms):", done["timings_ms"]["checks"])
 
     stored = stored_answer(chat, answer, answer.guest)
     assert stored["citation_checks"] == checks
