@@ -1,7 +1,8 @@
 """The steps of one answer: rewrite a follow-up, retrieve and fetch the profile concurrently,
-send the sources, stream the model (or the extractive answerer; or, for a question the search
-judged not covered, the plain not-covered answer without a model call), then store the
-outcome and send the last event."""
+send the sources, stream the model (or the extractive answerer: offline, past the reader's
+daily budget, or once the model failed before its first token; or, for a question the search
+judged not covered, the plain not-covered answer without a model call), then check the
+citations, store the outcome and send the last event."""
 
 from __future__ import annotations
 
