@@ -74,6 +74,7 @@ def test_a_model_failing_before_its_first_token_gives_a_labelled_extractive_answ
     chat: httpx.Client,
     fake: httpx.Client,
     book: dict,
+    limits,
     behaviour: dict,
     fallback: str,
     calls: int,
@@ -93,6 +94,10 @@ def test_a_model_failing_before_its_first_token_gives_a_labelled_extractive_answ
     assert done["citations"] and all(c["supported"] for c in done["citation_checks"])
     assert len(stream_calls(fake)) == calls  # the retries were spent first
     assert done["usage"]["attempts"] == calls
+    if fallback == "timeout":  # not before the model's first-token timeout
+        first = names.index("token")
+        waited = answer.arrived[first] - answer.arrived[first - 1]
+        assert waited >= limits.first_token_timeout_s - 0.5
 
     stored = stored_answer(chat, answer, answer.guest)
     assert stored["status"] == "complete" and stored["content"] == answer.text
