@@ -41,6 +41,14 @@ function ownerHeaders() {
   return !chat.signedIn && token ? { "X-Guest-Token": token } : {};
 }
 
+// Why an answer quotes the book instead of the model (`done.fallback`, stored with the answer).
+const FALLBACK_LABELS = {
+  rate_limited: "Quoted from the book: the language model is busy right now.",
+  unavailable: "Quoted from the book: the language model is unavailable right now.",
+  timeout: "Quoted from the book: the language model did not answer in time.",
+  budget: "Quoted from the book: today's allowance of model answers is used up.",
+};
+
 /** One question and its answer in the thread; keeps its own text, sources and message id. */
 class Turn {
   constructor(question, selectedText) {
@@ -56,6 +64,9 @@ class Turn {
       el("h3", { text: "Sources" }), this.sourceList);
     this.meta = el("p", { class: "meta" });
     this.note = el("p", { class: "note", hidden: true });
+    this.checks = null;
+    this.checkLine = el("p", { class: "check-line", hidden: true });
+    this.fallbackLabel = el("p", { class: "fallback-label", role: "note", hidden: true });
     this.feedback = el("div", { class: "feedback", hidden: true });
     this.error = el("div", { class: "error", role: "alert", hidden: true });
     this.mode = el("span", { class: "badge", hidden: true });
@@ -64,7 +75,8 @@ class Turn {
         el("p", { text: question }),
         selectedText ? el("blockquote", { class: "quoted", text: selectedText }) : null),
       el("div", { class: "reply" }, el("span", { class: "who", text: "Lectern" }),
-        this.answer, this.sourcesBox, this.note, this.meta, this.feedback, this.error));
+        this.fallbackLabel, this.answer, this.sourcesBox, this.note, this.checkLine, this.meta,
+        this.feedback, this.error));
   }
 
   setMode(mode) {
@@ -96,19 +108,35 @@ class Turn {
   }
 
   render() {
-    if (this.text) renderRich(this.answer, this.text, this.sources);
+    if (this.text) renderRich(this.answer, this.text, this.sources, this.checks);
   }
 
   finish(data, rating = null) {
+    this.checks = data?.citation_checks ?? null;
     this.render();
+    this.showChecks(this.checks ?? []);
+    this.fallbackLabel.textContent = FALLBACK_LABELS[data?.fallback] ?? "";
+    show(this.fallbackLabel, Boolean(FALLBACK_LABELS[data?.fallback]));
     this.answer.removeAttribute("aria-busy");
     if (!this.text) this.answer.replaceChildren(el("p", { class: "hint", text: "(no answer text)" }));
     const cited = new Set(data?.citations ?? []);
     for (const item of this.sourceList.children) item.classList.toggle("cited", cited.has(Number(item.value)));
     this.meta.textContent = doneLine("Answered", data);
     this.note.textContent = data?.note ?? "";
-    show(this.note, Boolean(data?.note));
+    // The fallback label already says why the answer quotes the book.
+    show(this.note, Boolean(data?.note) && !FALLBACK_LABELS[data?.fallback]);
     if (this.messageId) this.showFeedback(rating);
+  }
+
+  showChecks(checks) {
+    const unsupported = checks.filter((c) => !c.supported && !c.dangling).length;
+    const dangling = checks.filter((c) => c.dangling).length;
+    const parts = [
+      unsupported && `${unsupported} citation${unsupported > 1 ? "s" : ""} not supported by ${unsupported > 1 ? "their sources" : "its source"}`,
+      dangling && `${dangling} citation${dangling > 1 ? "s" : ""} naming no source`,
+    ].filter(Boolean);
+    this.checkLine.textContent = parts.length ? `Checked: ${parts.join(", ")} (marked in the answer).` : "";
+    show(this.checkLine, parts.length > 0);
   }
 
   fail(error, retry = null) {

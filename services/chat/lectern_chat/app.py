@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from lectern_chat import admin, pages
 from lectern_chat.api import internal_router, router
+from lectern_chat.budget import TokenBudget
 from lectern_chat.events import EventLog
 from lectern_chat.lifetimes import Answers
 from lectern_chat.pipeline import Pipeline
@@ -85,7 +86,12 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             ttl_s=settings.stream_max_s,
         )
         pipeline = Pipeline(
-            settings=settings, pool=pool, retrieval=retrieval, profile=profile, gemini=gemini
+            settings=settings,
+            pool=pool,
+            retrieval=retrieval,
+            profile=profile,
+            gemini=gemini,
+            budget=TokenBudget(redis, keys, daily_tokens=settings.daily_token_budget),
         )
         answers = Answers(
             settings=settings,

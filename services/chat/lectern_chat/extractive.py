@@ -17,6 +17,17 @@ NOTE = (
     "Offline mode: no language model is configured, so this answer quotes the passages "
     "of the book that best match your question."
 )
+# When a model is configured but cannot be used for this answer (pipeline.py).
+FALLBACK_NOTES = {
+    "rate_limited": "The language model is busy right now, so this answer quotes the passages "
+    "of the book that best match your question.",
+    "unavailable": "The language model is unavailable right now, so this answer quotes the "
+    "passages of the book that best match your question.",
+    "timeout": "The language model did not answer in time, so this answer quotes the passages "
+    "of the book that best match your question.",
+    "budget": "You have used today's allowance of language-model answers, so this answer "
+    "quotes the passages of the book that best match your question.",
+}
 NOT_COVERED = (
     "The book does not seem to cover this: none of its passages matched your "
     "question closely enough, so I cannot answer it from the book."
@@ -74,14 +85,19 @@ def not_covered(results: Sequence[SearchResult]) -> str:
 
 
 def answer(
-    question: str, results: Sequence[SearchResult], *, min_score: float, max_sentences: int
+    question: str,
+    results: Sequence[SearchResult],
+    *,
+    min_score: float,
+    max_sentences: int,
+    note: str = NOTE,
 ) -> Extract:
     """Pick up to `max_sentences` sentences sharing the most content words with the question,
-    keep them in source order, and cite each with its source number."""
+    keep them in source order, and cite each with its source number, under `note`."""
     wanted = content_words(question)
     best_score = max((r.score for r in results), default=None)
     if not wanted or best_score is None or best_score < min_score:
-        return Extract(f"{NOTE}\n\n{not_covered(results)}", covered=False)
+        return Extract(f"{note}\n\n{not_covered(results)}", covered=False)
     ranked = []
     for n, result in enumerate(results, start=1):
         for position, sentence in enumerate(sentences(result.text)):
@@ -89,10 +105,10 @@ def answer(
             if overlap:
                 ranked.append((-overlap, n, position, sentence))
     if not ranked:
-        return Extract(f"{NOTE}\n\n{not_covered(results)}", covered=False)
+        return Extract(f"{note}\n\n{not_covered(results)}", covered=False)
     chosen = sorted(sorted(ranked)[:max_sentences], key=lambda item: (item[1], item[2]))
     quoted = "\n".join(f"- {sentence} [{n}]" for _, n, _, sentence in chosen)
-    return Extract(f"{NOTE}\n\n{quoted}", covered=True)
+    return Extract(f"{note}\n\n{quoted}", covered=True)
 
 
 def pieces(text: str, words_per_piece: int = 4) -> list[str]:

@@ -1,7 +1,8 @@
 """The steps of one answer: rewrite a follow-up, retrieve and fetch the profile concurrently,
-send the sources, stream the model (or the extractive answerer; or, for a question the search
-judged not covered, the plain not-covered answer without a model call), then store the
-outcome and send the last event."""
+send the sources, stream the model (or the extractive answerer: offline, past the reader's
+daily budget, or once the model failed before its first token; or, for a question the search
+judged not covered, the plain not-covered answer without a model call), then check the
+citations, store the outcome and send the last event."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Histogram
 
-from lectern_chat import extractive, language, prompt, store, upstream
+from lectern_chat import citations, extractive, language, prompt, store, upstream
+from lectern_chat.budget import TokenBudget
 from lectern_chat.events import Emitter
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
@@ -54,6 +56,7 @@ class Job:
     history: list[tuple[str, str]]
     started: float
     language: language.Language | None = None  # as the request asked
+    payer: str | None = None  # whose daily model budget the answer spends (budget.py)
 
 
 @dataclass
@@ -74,10 +77,22 @@ class Outcome:
     note: str | None = None
     language: str | None = None
     coverage: dict | None = None
+    citation_checks: list[dict] = field(default_factory=list)
+    fallback: str | None = None  # why a configured model was not used (FALLBACKS, budget)
+    model_tokens: int = 0  # spent on this answer, rewrite included, charged to the budget
 
     def fail(self, code: str, message: str, *, retryable: bool, status: str = "failed") -> None:
         self.status, self.finish_reason = status, code
         self.error = {"code": code, "message": message, "retryable": retryable}
+
+
+# The model's failures before its first token that an extractive answer replaces.
+FALLBACKS = {
+    "llm_rate_limited": "rate_limited",
+    "llm_unavailable": "unavailable",
+    "llm_error": "unavailable",
+    "llm_timeout": "timeout",
+}
 
 
 def since_ms(started: float) -> int:
@@ -112,6 +127,8 @@ def last_event(outcome: Outcome, message_id: UUID) -> tuple[str, dict]:
             "timings_ms": outcome.timings,
             "model": outcome.model,
             "language": outcome.language,
+            "citation_checks": outcome.citation_checks,
+            "fallback": outcome.fallback,
         }
         if outcome.note:
             done["note"] = outcome.note
@@ -128,9 +145,10 @@ class Pipeline:
         retrieval: InternalClient,
         profile: InternalClient,
         gemini: Gemini | None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self.settings, self.pool, self.gemini = settings, pool, gemini
-        self.retrieval, self.profile = retrieval, profile
+        self.retrieval, self.profile, self.budget = retrieval, profile, budget
 
     @property
     def model_name(self) -> str:
@@ -147,6 +165,9 @@ class Pipeline:
                 "mode": turn.mode,
             },
         )
+        gemini = self.gemini
+        if gemini and self.budget and job.payer and await self.budget.spent(job.payer):
+            gemini, outcome.fallback = None, "budget"  # not even the rewrite calls the model
         profile_task = asyncio.create_task(
             upstream.reader_profile(
                 self.profile, job.owner.user_id, timeout_s=self.settings.profile_timeout_s
@@ -157,7 +178,10 @@ class Pipeline:
             # Only the profile's default can say whether this question is Roman Urdu.
             search_language = getattr(await profile_task, "language", None)
         outcome.query = await self._standalone_query(
-            job, english=language.needs_english_query(job.question, search_language)
+            job,
+            gemini,
+            outcome,
+            english=language.needs_english_query(job.question, search_language),
         )
         retrieval_started = time.perf_counter()
         try:
@@ -200,17 +224,19 @@ class Pipeline:
         if found.coverage.verdict == "not_covered":
             await self._not_covered(job, out, outcome)
             return
-        if self.gemini is None:
+        if gemini is None:
             await self._extract(job, out, outcome)
         else:
-            await self._generate(self.gemini, job, out, outcome, reader_profile)
+            await self._generate(gemini, job, out, outcome, reader_profile)
 
-    async def _standalone_query(self, job: Job, *, english: bool = False) -> str:
+    async def _standalone_query(
+        self, job: Job, gemini: Gemini | None, outcome: Outcome, *, english: bool = False
+    ) -> str:
         """A follow-up rewritten with the history into a query that stands alone; a question
         that is not `english` also put into English (the book's language), in the same call."""
         if not job.history and not english:
             return job.question
-        if self.gemini is None:
+        if gemini is None:
             # No model: the previous question carries the context the follow-up refers to.
             last_question = next(
                 (text for role, text in reversed(job.history) if role == "user"), ""
@@ -226,14 +252,17 @@ class Pipeline:
         else:
             system = language.TRANSLATE_SYSTEM
             message = f"Question: {job.question}\n\nEnglish search query:"
+        usage = Usage()
         try:
             text = await asyncio.wait_for(
-                self.gemini.generate(message, system=system, max_tokens=128),
+                gemini.generate(message, system=system, max_tokens=128, usage=usage),
                 self.settings.rewrite_timeout_s,
             )
         except (LLMError, TimeoutError) as exc:
             log.warning("chat.rewrite_failed", error_type=type(exc).__name__)
             return job.question
+        finally:
+            outcome.model_tokens += usage.prompt_tokens + usage.output_tokens
         return prompt.cleaned_query(text) or job.question
 
     @staticmethod
@@ -274,20 +303,33 @@ class Pipeline:
                 outcome.content += text
                 await out.emit("token", {"text": text})
         except LLMError as exc:
-            outcome.fail(exc.code, exc.message, retryable=exc.retryable)
+            if not outcome.content:
+                # Nothing shown yet and the retries are spent: quote the book instead.
+                outcome.fallback = FALLBACKS.get(exc.code, "unavailable")
+                log.warning("chat.model_fallback", code=exc.code, attempts=usage.attempts)
+            else:
+                outcome.fail(exc.code, exc.message, retryable=exc.retryable)
         finally:
             outcome.usage = usage.as_dict()
-        if outcome.status == "complete":
+            outcome.model_tokens += usage.prompt_tokens + usage.output_tokens
+        if outcome.fallback:
+            await self._extract(job, out, outcome)
+            outcome.usage["attempts"] = usage.attempts
+        elif outcome.status == "complete":
             outcome.finish_reason = "stop"
             outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
 
     async def _extract(self, job: Job, out: Emitter, outcome: Outcome) -> None:
+        """The extractive answer: offline, or in place of a model that cannot be used
+        (`outcome.fallback` says why, and its note says so to the reader)."""
         question = " ".join(filter(None, (outcome.query, job.turn.selected_text)))
+        note = extractive.FALLBACK_NOTES[outcome.fallback] if outcome.fallback else extractive.NOTE
         result = extractive.answer(
             question,
             outcome.results,
             min_score=self.settings.extractive_min_score,
             max_sentences=self.settings.extractive_max_sentences,
+            note=note,
         )
         for piece in extractive.pieces(result.text):
             if not outcome.content:
@@ -299,7 +341,8 @@ class Pipeline:
         if result.covered:
             outcome.citations = prompt.citations(outcome.content, len(outcome.sources))
         outcome.usage = Usage().as_dict()
-        outcome.note = extractive.NOTE
+        outcome.note = note
+        outcome.model = extractive.MODEL
 
     async def _not_covered(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         """The search judged the book does not cover the question: say so and point to the
@@ -322,6 +365,15 @@ class Pipeline:
     async def finish(self, job: Job, out: Emitter, outcome: Outcome) -> None:
         """Store the answer first (a reader who sees `done` and reloads finds it), then send
         the last event."""
+        if outcome.status == "complete" and outcome.finish_reason != "not_covered":
+            checks_started = time.perf_counter()
+            outcome.citation_checks = [
+                c.as_dict()
+                for c in citations.check(outcome.content, [r.text for r in outcome.results])
+            ]
+            outcome.timings["checks"] = round((time.perf_counter() - checks_started) * 1000, 2)
+        if self.budget and job.payer and outcome.model_tokens:
+            await self.budget.charge(job.payer, outcome.model_tokens)
         outcome.timings["total"] = since_ms(job.started)
         outcome.timings.setdefault("first_token", None)
         outcome.timings.setdefault("retrieval", None)
@@ -342,6 +394,8 @@ class Pipeline:
                 model=outcome.model,
                 language=outcome.language,
                 coverage=outcome.coverage,
+                citation_checks=outcome.citation_checks,
+                fallback=outcome.fallback,
             )
         except Exception as exc:
             log.exception("chat.store_failed", error_type=type(exc).__name__)
@@ -355,6 +409,8 @@ class Pipeline:
             finish_reason=outcome.finish_reason,
             sources=len(outcome.sources),
             citations=outcome.citations,
+            unsupported=sum(not c["supported"] for c in outcome.citation_checks),
+            fallback=outcome.fallback,
             chars=len(outcome.content),
             timings=outcome.timings,
         )

@@ -13,6 +13,7 @@ from functools import partial
 import asyncpg
 
 from lectern_chat import owners, store
+from lectern_chat.budget import payer
 from lectern_chat.events import Event
 from lectern_chat.lifetimes import Answers
 from lectern_chat.owners import Owner
@@ -96,6 +97,7 @@ async def ask(
         history=history,
         started=started,
         language=question.language,
+        payer=payer(owner, address),
     )
     try:
         await _store_turn(

@@ -56,6 +56,15 @@ class Source(BaseModel):
     snippet: str
 
 
+class CitationCheck(BaseModel):
+    """One cited marker checked against its source's passage (citations.py)."""
+
+    n: int
+    supported: bool
+    score: float | None
+    dangling: bool
+
+
 class MessageOut(BaseModel):
     id: UUID
     role: Literal["user", "assistant"]
@@ -77,6 +86,10 @@ class MessageOut(BaseModel):
     feedback_comment: str | None
     created_at: datetime
     completed_at: datetime | None
+    citation_checks: list[CitationCheck] = []
+    # Why an answer is extractive although a model is configured (rate_limited, unavailable,
+    # timeout, budget); None for a model's answer.
+    fallback: str | None = None
 
 
 class ConversationSummary(BaseModel):

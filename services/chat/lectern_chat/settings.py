@@ -81,3 +81,7 @@ class ChatSettings(UpstreamSettings):
         if self.production and token and is_weak_secret(token):
             raise ValueError("production mode needs a strong ADMIN_TOKEN (32+ characters)")
         return self
+
+    # Model tokens (prompt + output) each reader, or guest address, may spend per UTC day;
+    # answers past it are extractive (labelled `fallback: budget`). 0: no limit.
+    daily_token_budget: int = Field(0, ge=0)

@@ -9,7 +9,8 @@ import asyncpg
 
 MESSAGE_COLUMNS = """m.id, m.role, m.content, m.mode, m.selected_text, m.chapter_id, m.query,
     m.sources, m.citations, m.status, m.finish_reason, m.error, m.timings, m.usage, m.model,
-    m.language, m.feedback, m.feedback_comment, m.created_at, m.completed_at"""
+    m.language, m.feedback, m.feedback_comment, m.created_at, m.completed_at, m.citation_checks,
+    m.fallback"""
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ async def finish_message(
     timings: dict,
     usage: dict,
     model: str | None,
+    citation_checks: list[dict],
+    fallback: str | None,
     language: str | None = None,
     coverage: dict | None = None,
 ) -> None:
@@ -184,8 +187,8 @@ async def finish_message(
     await pool.execute(
         "UPDATE messages SET content = $2, status = $3, finish_reason = $4, query = $5,"
         " sources = $6, citations = $7, error = $8, timings = $9, usage = $10, model = $11,"
-        " language = $12, coverage = $13, coverage_score = $14,"
-        " completed_at = now() WHERE id = $1",
+        " language = $12, coverage = $13, coverage_score = $14, citation_checks = $15,"
+        " fallback = $16, completed_at = now() WHERE id = $1",
         message_id,
         content,
         status,
@@ -200,6 +203,8 @@ async def finish_message(
         language,
         coverage.get("verdict"),
         coverage.get("score"),
+        citation_checks,
+        fallback,
     )
 
 
