@@ -158,7 +158,8 @@ class Process:
             self.popen.wait(5)
         self._log_file.close()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 35.0) -> None:
+        # Past a service's drain (SHUTDOWN_GRACE_S + DRAIN_NOTICE_S, 21 s by default).
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
