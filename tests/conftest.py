@@ -74,6 +74,8 @@ def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., S
         overrides["extra_env"] = {
             "RATE_AUTH_PER_MIN": "6000",
             "RATE_AUTH_BURST": "1000",
+            "RATE_SIGN_PER_MIN": "6000",
+            "RATE_SIGN_BURST": "1000",
             **overrides.get("extra_env", {}),
         }
         database = asyncio.run(create_database(admin)) if admin else None

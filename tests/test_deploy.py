@@ -212,3 +212,11 @@ def test_internal_paths_have_no_route():
         ("profile", True)
     ]
     assert re.search(r"not-found-page:\n\s+replacePath:\n\s+path: /errors/404\n", DYNAMIC)
+
+
+def test_python_services_get_past_their_drain_before_docker_kills_them():
+    """On SIGTERM a service lets open answers finish for SHUTDOWN_GRACE_S (20 s) after a 1 s
+    notice; Docker's default 10 s would SIGKILL it half way and cut the streams."""
+    for name in ("chat", "retrieval", "profile", "summary"):
+        period = COMPOSE["services"][name].get("stop_grace_period", "10s")
+        assert period.endswith("s") and float(period[:-1]) > 21, (name, period)

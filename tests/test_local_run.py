@@ -1,8 +1,11 @@
 """`lectern run` (what `make run` starts) as a user runs it: up, reachable through the gateway,
-Ctrl-C stops every process it started, and a second run keeps the data of the first."""
+Ctrl-C stops every process it started, a second run keeps the data of the first, and a service
+that is killed or hangs is started again."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -16,6 +19,7 @@ import pytest
 
 from lectern_dev import REPO_ROOT
 from lectern_dev.harness.polling import wait_until
+from lectern_dev.harness.replicas import answers_200
 from lectern_dev.ingest import bearer, post_files
 from lectern_dev.stack import load_secrets
 
@@ -139,3 +143,62 @@ def test_second_run_keeps_the_data_of_the_first_on_embedded_stores(tmp_path: Pat
         assert top["source_path"] == "note.md" and "quokkabot" in top["text"]
     finally:
         assert second.interrupt() and second.proc.returncode == 0
+
+
+def pid_of(data_dir: Path, module: str) -> int:
+    """The pid of this run's process started as `python -m <module>`."""
+    for pid in processes_of(data_dir):
+        with contextlib.suppress(OSError):
+            if module.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return pid
+    raise AssertionError(f"no {module} process in {processes_of(data_dir)}")
+
+
+def back_within(run: LocalRun, path: str, seconds: float) -> float:
+    """Wait until `path` answers 200 through the gateway; how long it took."""
+    start = time.monotonic()
+    wait_until(
+        lambda: answers_200(run.gateway + path),
+        seconds,
+        interval_s=0.1,
+        message=f"{path} not back within {seconds} s",
+    )
+    return time.monotonic() - start
+
+
+def supervisor_events(data_dir: Path, process: str, event: str) -> list[dict]:
+    log = data_dir / "logs" / "supervisor.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [e for e in lines if e["process"] == process and e["event"] == event]
+
+
+# The issue asks for a killed service to be back within 10 s. The supervisor's part (seeing the
+# exit, starting the process again) is asserted to take under 3 s; the rest is the new Python
+# process starting, which takes about 4 s of CPU and, on the shared 2-core machine under the
+# other engineers' test load (load average 12-17), took over 20 s of wall time.
+BACK_WITHIN_S = float(os.environ.get("LECTERN_TEST_RESTART_BUDGET_S", "60"))
+
+
+def test_a_killed_or_hung_service_is_restarted_by_lectern_run(tmp_path: Path, run_env: dict):
+    data_dir = tmp_path / "lectern"
+    run = LocalRun(data_dir, run_env)
+    try:
+        killed, killed_at = pid_of(data_dir, "lectern_chat"), time.time()
+        os.kill(killed, signal.SIGKILL)
+        back_within(run, "/api/chat/health", BACK_WITHIN_S)
+        assert pid_of(data_dir, "lectern_chat") != killed
+        restarted = supervisor_events(data_dir, "chat", "restarted")
+        assert restarted and restarted[0]["ts"] - killed_at < 3, restarted
+        # A process that is alive but answers nothing (stopped) is killed and started again.
+        hung, hung_at = pid_of(data_dir, "lectern_profile"), time.time()
+        os.kill(hung, signal.SIGSTOP)
+        back_within(run, "/api/profile/health", BACK_WITHIN_S + 15)
+        assert pid_of(data_dir, "lectern_profile") != hung
+        unhealthy = supervisor_events(data_dir, "profile", "unhealthy")
+        assert unhealthy and unhealthy[0]["ts"] - hung_at < 15, unhealthy
+    finally:
+        output = run.interrupt()
+    assert run.proc.returncode == 0, output
+    assert '"returncode": -9' in output and "chat restarted" in output
+    assert "profile unhealthy" in output and "profile restarted" in output
+    wait_until(lambda: processes_of(data_dir) == [], 10)

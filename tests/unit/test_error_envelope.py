@@ -15,12 +15,13 @@ import asyncpg
 import httpx
 import pytest
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 from lectern_common import middleware
 from lectern_common.app import build_app
 from lectern_common.contracts import storable_text
+from lectern_common.errors import ApiError
 from lectern_common.health import Check
 from lectern_common.settings import ServiceSettings
 
@@ -80,6 +81,14 @@ def make_app() -> FastAPI:
     async def postgres_gone() -> None:
         raise asyncpg.CannotConnectNowError("the database system is starting up")
 
+    @app.get("/busy")
+    async def busy() -> None:
+        raise ApiError(429, "too_many_things", "slow down")
+
+    @app.get("/busy-http")
+    async def busy_http() -> None:
+        raise HTTPException(429)
+
     @app.post("/echo")
     async def echo(body: Echo) -> Echo:
         return body
@@ -98,6 +107,14 @@ async def test_a_database_that_is_away_is_a_503_not_a_500() -> None:
     assert error["code"] == "dependency_unavailable"
     assert error["request_id"] == REQUEST_ID
     assert "starting up" not in error["message"]  # the server's own text stays in the log
+
+
+@pytest.mark.parametrize("path", ["/busy", "/busy-http"])
+async def test_every_429_says_when_to_come_back(path: str) -> None:
+    response = await call(make_app(), "GET", path)
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json()["error"]["code"] in ("too_many_things", "rate_limited")
 
 
 async def call(app: FastAPI, method: str, path: str, **kwargs: object) -> httpx.Response:

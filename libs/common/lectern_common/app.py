@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 
+from lectern_common.draining import Drain
 from lectern_common.errors import install_error_handlers
 from lectern_common.health import Check, health_router
 from lectern_common.limits import BodyLimitMiddleware
@@ -22,6 +23,12 @@ class ServiceState(Protocol):
     """What a service's lifespan opens and its routes use; it names its own dependencies."""
 
     def checks(self) -> dict[str, Check]: ...
+
+
+class Drains(Protocol):
+    """A state with work to end on SIGTERM (open answer streams) has `drain(deadline)`."""
+
+    async def drain(self, deadline: float) -> None: ...
 
 
 # Opens the state, entering everything it opens on the stack: closed in reverse order at
@@ -41,11 +48,17 @@ def build_app(
     state is `request.state.<service_name>`. Every body is capped at
     `settings.max_body_bytes`, the paths in `larger_bodies` at their own."""
     key = settings.service_name
+    drain = Drain(grace_s=settings.shutdown_grace_s, notice_s=settings.drain_notice_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         async with AsyncExitStack() as stack:
-            yield {key: await open_state(stack)}
+            state = await open_state(stack)
+            if hasattr(state, "drain"):
+                drain.add(state.drain)
+            drain.install()
+            stack.callback(drain.uninstall)
+            yield {key: state}
 
     def checks(request: Request) -> dict[str, Check]:
         state: ServiceState = getattr(request.state, key)
@@ -58,6 +71,7 @@ def build_app(
         title=title, version=version, lifespan=lifespan, default_response_class=ORJSONResponse
     )
     app.state.settings = settings
+    app.state.drain = drain
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
     # Added first, so it runs inside the request context: a refused body gets the request id,

@@ -125,7 +125,14 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> ORJSONResponse:
+    if status in RETRY_STATUSES and not any(k.lower() == "retry-after" for k in headers or {}):
+        # Every 429 (and 503) says when to come back, whichever code raised it.
+        headers = {**(headers or {}), "Retry-After": DEFAULT_RETRY_AFTER_S}
     return ORJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+RETRY_STATUSES = (429, 503)
+DEFAULT_RETRY_AFTER_S = "5"
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict]:

@@ -62,6 +62,9 @@ def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]
 
     @router.get("/ready")
     async def ready(request: Request) -> ORJSONResponse:
+        drain = getattr(request.app.state, "drain", None)
+        if drain is not None and drain.draining:  # shutting down: take this one out
+            return ORJSONResponse({"status": "draining", "service": service}, status_code=503)
         named = checks(request)
         results = await asyncio.gather(*(_run_check(n, c) for n, c in named.items()))
         deps = dict(zip(named, results, strict=True))

@@ -1,5 +1,7 @@
 """The internal HTTP client: timeouts, a fresh signed assertion per attempt (lectern_common.trust),
-request-id propagation and retries with backoff for idempotent calls and connection failures.
+request-id propagation, retries with backoff for idempotent calls and connection failures, and
+a circuit breaker (lectern_common.breaker): a dependency that keeps failing is answered for at
+once (503 dependency_unavailable) instead of every caller waiting out its timeout.
 
 It runs on aiohttp rather than httpx: a search-sized JSON call costs ~0.3 ms of CPU with
 aiohttp and 2.6-3.1 ms with httpx (bench/client_cpu_bench.py), and every answer makes one."""
@@ -18,6 +20,7 @@ import orjson
 import structlog
 from multidict import CIMultiDictProxy
 
+from lectern_common.breaker import CircuitBreaker
 from lectern_common.context import current_request_id
 from lectern_common.errors import ApiError
 from lectern_common.settings import ServiceSettings
@@ -34,9 +37,19 @@ NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 NO_REPLY = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
+# Replies that count against the breaker: the service or the way to it is in trouble (a 503 is
+# an answer the service chose, e.g. its own store is away, and comes back fast).
+BREAKER_STATUSES = {502, 504}
+
+
 class ServiceUnavailable(ApiError):
-    def __init__(self, service: str, reason: str) -> None:
-        super().__init__(503, "dependency_unavailable", f"{service} is unavailable")
+    def __init__(self, service: str, reason: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(
+            503,
+            "dependency_unavailable",
+            f"{service} is unavailable",
+            headers={"Retry-After": str(retry_after_s)},
+        )
         self.service, self.reason = service, reason
 
 
@@ -74,8 +87,13 @@ class InternalClient:
         timeout_s: float = 10.0,
         retries: int = 2,
         max_connections: int = 200,
+        breaker_failures: int = 5,
+        breaker_cooldown_s: float = 10.0,
     ) -> None:
         self.name, self.retries = name, retries
+        self.breaker = CircuitBreaker(
+            name, failures=breaker_failures, cooldown_s=breaker_cooldown_s
+        )
         self.base_url = base_url.rstrip("/")
         self.signer = AssertionSigner(token) if token else None
         self.session = aiohttp.ClientSession(
@@ -95,6 +113,45 @@ class InternalClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         retries: int | None = None,
+    ) -> InternalResponse:
+        if not self.breaker.allow():
+            log.info("internal.breaker_open", service=self.name, path=path)
+            raise ServiceUnavailable(
+                self.name, "circuit_open", retry_after_s=self.breaker.retry_after_s()
+            )
+        ok = False
+        try:
+            reply = await self._request(
+                method,
+                path,
+                retry_posts=retry_posts,
+                user_id=user_id,
+                timeout_s=timeout_s,
+                json=json,
+                headers=headers,
+                retries=retries,
+            )
+            ok = reply.status_code not in BREAKER_STATUSES
+            return reply
+        finally:
+            # A call given up on (the caller cancelled it) counts as a failure too: it may be a
+            # half-open probe, which must not stay in flight for ever.
+            if ok:
+                self.breaker.succeeded()
+            else:
+                self.breaker.failed()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_posts: bool,
+        user_id: str | None,
+        timeout_s: float | None,
+        json: Any,
+        headers: dict[str, str] | None,
+        retries: int | None,
     ) -> InternalResponse:
         # Lower-case names, so the signature binds the identity headers whatever their spelling.
         headers = {name.lower(): value for name, value in (headers or {}).items()}
@@ -170,12 +227,15 @@ def _backoff(attempt: int) -> float:
 async def open_internal_client(
     settings: ServiceSettings, *, name: str, base_url: str, timeout_s: float | None = None
 ) -> AsyncIterator[InternalClient]:
-    """An internal client for a lifespan, with the service's internal token and timeout."""
+    """An internal client for a lifespan, with the service's internal token, timeout and
+    breaker settings."""
     client = InternalClient(
         name=name,
         base_url=base_url,
         token=settings.internal_token.get_secret_value(),
         timeout_s=settings.http_timeout_s if timeout_s is None else timeout_s,
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
     )
     try:
         yield client

@@ -16,6 +16,12 @@ def worker_count(service: str) -> int:
     return max(1, int(value))
 
 
+def shutdown_grace_s() -> float:
+    return float(os.environ.get("SHUTDOWN_GRACE_S", "20")) + float(
+        os.environ.get("DRAIN_NOTICE_S", "1")
+    )
+
+
 def serve(factory: str, *, host: str, port: int) -> None:
     service = factory.split(".", 1)[0].removeprefix("lectern_")
     uvicorn.run(
@@ -27,6 +33,7 @@ def serve(factory: str, *, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        # Past the drain (lectern_common.draining), which ends every answer stream by then.
+        timeout_graceful_shutdown=int(shutdown_grace_s() + 10),
         lifespan="on",
     )

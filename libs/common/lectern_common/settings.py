@@ -67,9 +67,18 @@ class ServiceSettings(BaseSettings):
     # bodies are small JSON documents; one over this is refused with 413 before it is read.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
+    # SIGTERM (lectern_common.draining): /ready is 503 for `drain_notice_s` before the service
+    # stops accepting; open answer streams get up to `shutdown_grace_s` to finish.
+    shutdown_grace_s: float = Field(20.0, ge=0, validation_alias="SHUTDOWN_GRACE_S")
+    drain_notice_s: float = Field(1.0, ge=0, validation_alias="DRAIN_NOTICE_S")
+
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool | None = Field(None, validation_alias="LOG_JSON")
     http_timeout_s: float = Field(10.0, validation_alias="INTERNAL_HTTP_TIMEOUT_S")
+    # Each internal client's circuit breaker: open after this many failed calls in a row, fail
+    # fast for the cool-down, then let one call through.
+    breaker_failures: int = Field(5, ge=1, validation_alias="INTERNAL_BREAKER_FAILURES")
+    breaker_cooldown_s: float = Field(10.0, gt=0, validation_alias="INTERNAL_BREAKER_COOLDOWN_S")
 
     @property
     def production(self) -> bool:

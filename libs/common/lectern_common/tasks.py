@@ -23,6 +23,10 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def running(self, prefix: str) -> list[asyncio.Task[Any]]:
+        """The running tasks whose name starts with `prefix`."""
+        return [t for t in self._tasks if t.get_name().startswith(prefix)]
+
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Start `coro` as a task held until it ends; refused once the holder is closing."""
         if self._closed:

