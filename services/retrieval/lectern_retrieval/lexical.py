@@ -26,7 +26,8 @@ K1, B = 1.0, 0.0
 
 # The question's lexemes, each of its tokens' own lexemes (an identifier whole), and the
 # generation of the terms.
-_TOKENS = r"""SELECT coalesce((SELECT generation FROM corpus_stats WHERE id = 1), 0) AS generation,
+_TOKENS = r"""SELECT coalesce((SELECT generation FROM retrieval.corpus_stats WHERE id = 1), 0)
+                   AS generation,
                  tsvector_to_array(to_tsvector('english', $1)) AS lexemes,
                  (SELECT coalesce(json_agg(json_build_array(q.tok,
                          CASE WHEN q.tok LIKE '%\_%' THEN ARRAY[lower(q.tok)]
@@ -91,12 +92,14 @@ class LexicalIndex:
     async def _load(self) -> Snapshot:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             stats = await conn.fetchrow(
-                "SELECT chunks, avgdl, generation FROM corpus_stats WHERE id = 1"
+                "SELECT chunks, avgdl, generation FROM retrieval.corpus_stats WHERE id = 1"
             )
-            chunks = await conn.fetch("SELECT chunk_id::text AS id, chapter_id, length FROM chunks")
+            chunks = await conn.fetch(
+                "SELECT chunk_id::text AS id, chapter_id, length FROM retrieval.chunks"
+            )
             rows = await conn.fetch(
                 """SELECT lexeme, array_agg(chunk_id::text) AS ids, array_agg(tf) AS tf
-                     FROM chunk_terms GROUP BY lexeme"""
+                     FROM retrieval.chunk_terms GROUP BY lexeme"""
             )
         return await asyncio.to_thread(_build, stats, chunks, rows)
 

@@ -6,8 +6,9 @@ ALTER TABLE corpus_stats ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEF
 CREATE OR REPLACE FUNCTION bump_lexical_generation() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO corpus_stats (id, chunks, avgdl, generation) VALUES (1, 0, 1, 1)
-    ON CONFLICT (id) DO UPDATE SET generation = corpus_stats.generation + 1;
+    -- Named in full: a trigger runs under the writer's search_path (none through a pooler).
+    INSERT INTO retrieval.corpus_stats AS s (id, chunks, avgdl, generation) VALUES (1, 0, 1, 1)
+    ON CONFLICT (id) DO UPDATE SET generation = s.generation + 1;
     RETURN NULL;
 END
 $$;
