@@ -98,6 +98,8 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             candidates=settings.candidates,
             lexical_in_engine=settings.lexical == "engine",
             rescore=settings.rescore,
+            bm25_k1=settings.bm25_k1,
+            bm25_b=settings.bm25_b,
         )
         # Runs before the index and the embedder close: their last batches end first.
         stack.push_async_callback(searcher.aclose)

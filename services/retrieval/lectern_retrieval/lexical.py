@@ -61,8 +61,8 @@ class Snapshot:
 
 
 class LexicalIndex:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, pool: asyncpg.Pool, *, k1: float = K1, b: float = B) -> None:
+        self.pool, self.k1, self.b = pool, k1, b
         self.snapshot = Snapshot()
         self._loading: asyncio.Task[Snapshot] | None = None
 
@@ -111,9 +111,8 @@ class LexicalIndex:
             if lexemes
         }
 
-    @staticmethod
     def search(
-        snapshot: Snapshot, lexemes: list[str], *, limit: int, chapter_id: str | None
+        self, snapshot: Snapshot, lexemes: list[str], *, limit: int, chapter_id: str | None
     ) -> list[tuple[str, float]]:
         """The `limit` best chunks by BM25 (of the chapter, when given), best first."""
         if chapter_id is not None and chapter_id not in snapshot.chapter_codes:
@@ -131,8 +130,8 @@ class LexicalIndex:
                 keep = snapshot.chapters[chunks] == chapter
                 chunks, tf = chunks[keep], tf[keep]
             lengths = snapshot.lengths[chunks]
-            norm = K1 * (1 - B + B * lengths / max(snapshot.avgdl, 1.0))
-            scores[chunks] += idf * tf * (K1 + 1) / (tf + norm)
+            norm = self.k1 * (1 - self.b + self.b * lengths / max(snapshot.avgdl, 1.0))
+            scores[chunks] += idf * tf * (self.k1 + 1) / (tf + norm)
         found = np.flatnonzero(scores)
         if len(found) > limit:
             found = found[np.argpartition(-scores[found], limit - 1)[:limit]]

@@ -53,10 +53,12 @@ class Searcher:
     candidates: int
     lexical_in_engine: bool = False
     rescore: bool = True
+    bm25_k1: float = 1.0
+    bm25_b: float = 0.0
     _vectors: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
-        self.lexical = LexicalIndex(self.pool)
+        self.lexical = LexicalIndex(self.pool, k1=self.bm25_k1, b=self.bm25_b)
         self._embed: Batcher[str, np.ndarray] = Batcher(
             self._embed_rows,
             max_batch=self.embedder.query_batch,
