@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lectern_common import db
 from lectern_dev import REPO_ROOT
 from lectern_dev.harness.books import chapter_id_of, ingest
 from lectern_dev.harness.chat import ask, settled_answer
@@ -96,6 +97,41 @@ def test_two_replicas_of_every_service_migrate_one_fresh_database_at_once(
         log = process.log.read_text(errors="replace")
         assert "Traceback" not in log, f"{process.name}:\n{log[-3000:]}"
         assert '"level": "error"' not in log, f"{process.name}:\n{log[-3000:]}"
+
+
+def test_the_advisory_lock_through_the_pooler_admits_one_holder_and_is_given_back(
+    pgbouncer: PgBouncer, direct_url: str
+):
+    # What the migrations and the ingest lock rely on, with more holders than the pooler has
+    # server connections: one inside at a time, and nothing left held afterwards. A session
+    # lock here lets a second holder in on the server connection the first one left it on.
+    async def most_inside_at_once() -> int:
+        pool = await db.create_pool(
+            pgbouncer.url(direct_url), schema="locktest", pooled=True, min_size=1, max_size=20
+        )
+        inside = most = 0
+
+        async def one() -> None:
+            nonlocal inside, most
+            async with pool.acquire() as conn, db.advisory_lock(conn, "test:pooled", wait_s=60):
+                inside += 1
+                most = max(most, inside)
+                await conn.execute("SELECT pg_sleep(0.05)")
+                inside -= 1
+
+        try:
+            await asyncio.gather(*(one() for _ in range(12)))
+        finally:
+            await pool.close()
+        return most
+
+    assert asyncio.run(most_inside_at_once()) == 1
+    held = run_sql(
+        direct_url,
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    assert held == [{"n": 0}]
 
 
 @pytest.fixture(scope="module")
