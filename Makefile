@@ -6,9 +6,11 @@ export UV_PYTHON ?= 3.11
 # The browser test drives Debian's Chromium with playwright-core (pinned in
 # tests/ui/package-lock.json; it never downloads a browser of its own).
 CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+# tests/pooled put Debian's PgBouncer (transaction mode, as Neon's pooled URL) before PostgreSQL.
+PGBOUNCER := /usr/sbin/pgbouncer
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser run test test-fast lint bench clean
+.PHONY: install browser pgbouncer run test test-fast lint bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -29,14 +31,20 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+$(PGBOUNCER):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer
+
 browser: tests/ui/node_modules/.installed $(CHROMIUM) ## what the reader page's browser test needs
+
+pgbouncer: $(PGBOUNCER) ## what the pooled-connection tests need
 
 install: .venv/.installed $(if $(wildcard services/auth/package-lock.json),services/auth/node_modules/.installed)
 
 run: install ## start the whole product on 127.0.0.1:8080 (Ctrl-C stops it)
 	$(UV) run --frozen lectern run
 
-test: install browser ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
+test: install browser pgbouncer ## the whole test suite against real PostgreSQL, Redis, Traefik and Better Auth
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-fast: install ## the in-process tests alone (no stack; seconds)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lectern_chat.settings import ChatSettings
+from lectern_dev.stack import SECRET_NAMES, SECRETS_OF
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_SERVICES = ("chat", "retrieval", "profile", "summary")
@@ -220,3 +221,38 @@ def test_python_services_get_past_their_drain_before_docker_kills_them():
     for name in ("chat", "retrieval", "profile", "summary"):
         period = COMPOSE["services"][name].get("stop_grace_period", "10s")
         assert period.endswith("s") and float(period[:-1]) > 21, (name, period)
+
+
+def test_the_python_image_listens_on_all_ipv4_interfaces_unless_told_otherwise():
+    script = (ROOT / "deploy" / "serve.sh").read_text()
+    assert '"${prefix}_HOST=${LISTEN_HOST:-0.0.0.0}"' in script
+
+
+def deploy_table() -> dict[str, dict[str, bool]]:
+    """docs/deploy.md's "which variable goes where" table: variable cell -> column -> ticked."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text.split("## Railway: which variable goes where", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    table = {}
+    for row in rows[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        table[cells[0]] = {
+            col: "✓" in cell for col, cell in zip(header[1:], cells[1:], strict=True)
+        }
+    return table
+
+
+def test_the_deploy_guide_gives_each_secret_to_exactly_the_processes_that_use_it():
+    table = deploy_table()
+    for secret in (*SECRET_NAMES, "GEMINI_API_KEY"):
+        if secret == "GATEWAY_DASHBOARD_PASSWORD":  # the gateway gets its hashed line instead
+            continue
+        [row] = [cells for name, cells in table.items() if f"`{secret}`" in name]
+        given = {process for process, ticked in row.items() if ticked}
+        assert given == {p for p, names in SECRETS_OF.items() if secret in names}, secret
+    # Every process that opens PostgreSQL is given the (pooled) URL; the gateway never is.
+    [database] = [cells for name, cells in table.items() if "`DATABASE_URL`" in name]
+    assert {p for p, ticked in database.items() if ticked} == {"auth", *PY_SERVICES}
+    [redis] = [cells for name, cells in table.items() if "`REDIS_URL`" in name]
+    assert {p for p, ticked in redis.items() if ticked} == {"chat", "summary"}

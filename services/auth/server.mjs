@@ -7,6 +7,7 @@ import { APIError, createAuthMiddleware } from "better-auth/api";
 import { getMigrations } from "better-auth/db/migration";
 import { toNodeHandler } from "better-auth/node";
 import { bearer, jwt } from "better-auth/plugins";
+import { PostgresDialect } from "kysely";
 import pg from "pg";
 
 const SCHEMA = "auth";
@@ -63,18 +64,33 @@ function loadConfig(env = process.env) {
     baseURL,
     trustedOrigins: [...new Set([baseURL, ...origins])],
     databaseUrl: env.DATABASE_URL,
+    pooled: isPooled(env.DATABASE_URL ?? "", env.DATABASE_POOLED),
     host: env.AUTH_HOST || "127.0.0.1",
     port: Number.parseInt(env.AUTH_PORT ?? "8105", 10),
     jwtTtl,
   };
 }
 
-/** A pg pool on Lectern's database, pinned to the `auth` schema, with bounded waits. */
+/** Whether the URL goes through PgBouncer in transaction mode (Neon's pooled URL): set by
+ * DATABASE_POOLED, else true exactly for a Neon `-pooler` host (as lectern_common.db). */
+function isPooled(databaseUrl, flag) {
+  if (flag) return ["1", "true", "yes", "on"].includes(flag.toLowerCase());
+  try {
+    return new URL(databaseUrl).hostname.split(".")[0].endsWith("-pooler");
+  } catch {
+    return false;
+  }
+}
+
+/** A pg pool on Lectern's database with bounded waits. Better Auth names the `auth` schema in
+ * its SQL (schemaName), so no session search_path is needed: a transaction-mode pooler would
+ * not keep one, and it refuses search_path and statement_timeout as startup parameters. */
 function createPool(config) {
   return new pg.Pool({
     // pg understands both TCP URLs and the embedded server's `postgresql://u:@/db?host=/socketdir`.
     connectionString: config.databaseUrl,
-    options: `-c search_path=${SCHEMA} -c statement_timeout=10000`,
+    ...(config.pooled ? {} : { options: "-c statement_timeout=10000" }),
+    query_timeout: 15000,
     max: 10,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,
@@ -82,25 +98,45 @@ function createPool(config) {
   });
 }
 
-/** Creates the schema and Better Auth's tables; an advisory lock keeps two replicas apart. */
+/** Takes the transaction-scoped advisory lock `key` in an open transaction on `client`; tries
+ * again (50 ms doubling to 1 s) rather than waiting inside a transaction, which through a
+ * pooler would pin a server connection per waiter (as lectern_common.db.advisory_lock). */
+async function takeXactLock(client, key, waitMs = 120_000) {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    await client.query("BEGIN");
+    const { rows } = await client.query("SELECT pg_try_advisory_xact_lock($1) AS taken", [key]);
+    if (rows[0].taken) return;
+    await client.query("ROLLBACK");
+    if (Date.now() > deadline) throw new Error("the migration lock is still held");
+    await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random())));
+  }
+}
+
+/** Creates the schema and Better Auth's tables. A transaction-scoped advisory lock, held by an
+ * open transaction on one client while the migration runs on others, keeps two replicas apart
+ * (a session lock through a transaction-mode pooler could be unlocked on another server
+ * connection, or never). */
 async function migrate(pool, auth) {
-  const client = await pool.connect();
+  const holder = await pool.connect();
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${SCHEMA}"`);
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
-    try {
-      const { toBeCreated, toBeAdded, runMigrations } = await getMigrations(auth.options);
-      if (toBeCreated.length || toBeAdded.length) {
-        await runMigrations();
-        log("info", "auth.migrated", {
-          created: toBeCreated.map((t) => t.table), altered: toBeAdded.map((t) => t.table),
-        });
-      }
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
+    await takeXactLock(holder, MIGRATION_LOCK);
+    // On another connection, committed at once: the migration's own connections must see it
+    // (made inside the holder's transaction it would wait for the holder, which waits for them).
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${SCHEMA}"`);
+    const { toBeCreated, toBeAdded, runMigrations } = await getMigrations(auth.options);
+    if (toBeCreated.length || toBeAdded.length) {
+      await runMigrations();
+      log("info", "auth.migrated", {
+        created: toBeCreated.map((t) => t.table), altered: toBeAdded.map((t) => t.table),
+      });
     }
+    await holder.query("COMMIT");
+  } catch (error) {
+    await holder.query("ROLLBACK").catch(() => {});
+    throw error;
   } finally {
-    client.release();
+    holder.release();
   }
 }
 
@@ -140,7 +176,7 @@ function createAuth(config, pool) {
     baseURL: config.baseURL,
     basePath: BASE_PATH,
     secret: config.secret,
-    database: pool,
+    database: { dialect: new PostgresDialect({ pool }), type: "postgres", schemaName: SCHEMA },
     trustedOrigins: config.trustedOrigins,
     emailAndPassword: { enabled: true, minPasswordLength: 8, maxPasswordLength: 128 },
     session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },

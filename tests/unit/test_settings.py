@@ -202,3 +202,29 @@ def test_callers_of_retrieval_and_profile_read_the_shared_urls(
         "http://retrieval:8102",
         "http://profile:8103",
     )
+
+
+NEON_POOLED = "postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/db"
+NEON_DIRECT = "postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/db"
+
+
+@pytest.mark.parametrize(
+    ("url", "flag", "pooled"),
+    [
+        (NEON_POOLED, None, True),
+        (NEON_DIRECT, None, False),
+        ("postgresql://postgres@127.0.0.1:6432/lectern", None, False),
+        ("postgresql://postgres@127.0.0.1:6432/lectern", "true", True),
+        (NEON_POOLED, "false", False),
+        ("postgresql://u:@/db?host=/tmp/pg", None, False),
+    ],
+)
+def test_a_pooled_database_url_is_a_neon_pooler_host_unless_database_pooled_says(
+    monkeypatch: pytest.MonkeyPatch, url: str, flag: str | None, pooled: bool
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    if flag is None:
+        monkeypatch.delenv("DATABASE_POOLED", raising=False)
+    else:
+        monkeypatch.setenv("DATABASE_POOLED", flag)
+    assert ChatSettings().database_is_pooled is pooled

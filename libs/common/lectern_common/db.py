@@ -1,14 +1,23 @@
-"""asyncpg pool per service, pinned to the service's own schema, and ordered SQL migrations
-applied at start-up under an advisory lock (two replicas starting together cannot race)."""
+"""asyncpg pool per service and ordered SQL migrations applied at start-up under an advisory
+lock (two replicas starting together cannot race).
+
+Everything here works the same on a direct connection and through PgBouncer in transaction mode
+(Neon's pooled URL), where consecutive statements may run on different server connections:
+the services' SQL names its schema (no session `search_path`), locks are transaction-scoped
+(`pg_advisory_xact_lock`, held by an open transaction, which pins one server connection), and
+on a pooled URL asyncpg keeps no named prepared statements (`statement_cache_size=0`)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -17,6 +26,8 @@ import structlog
 log = structlog.get_logger()
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# How long a replica waits for another's migrations (or ingest) before it gives up.
+LOCK_WAIT_S = 120.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -31,32 +42,29 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10, extra_search_path: str = ""
+    dsn: str, *, schema: str, pooled: bool, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
+    """The service's pool. `pooled`: `dsn` goes through a transaction-mode pooler, where a named
+    prepared statement may be missing (or another client's) on the next server connection."""
     schema = _identifier(schema)
-    search_path = f"{schema},{extra_search_path}" if extra_search_path else schema
-    async with _connect(dsn) as conn:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         command_timeout=30,
-        server_settings={"search_path": search_path, "application_name": f"lectern-{schema}"},
+        # Unnamed statements only: PgBouncer before 1.21 (Debian's 1.18) cannot track names.
+        statement_cache_size=0 if pooled else 100,
+        # application_name is one of the few startup parameters PgBouncer passes on; it would
+        # refuse search_path (and Neon's pooler refuses it in `options`).
+        server_settings={"application_name": f"lectern-{schema}"},
     )
 
 
-class _connect:
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        self.conn = await asyncpg.connect(self.dsn, timeout=10)
-        return self.conn
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.conn.close()
+def is_pooled_url(dsn: str) -> bool:
+    """Whether `dsn` looks like Neon's pooled endpoint (`ep-…-pooler.<region>…`)."""
+    host = urlsplit(dsn).hostname or ""
+    return host.split(".", 1)[0].endswith("-pooler")
 
 
 def _lock_key(name: str) -> int:
@@ -66,14 +74,43 @@ def _lock_key(name: str) -> int:
 
 
 @asynccontextmanager
-async def advisory_lock(conn: asyncpg.Connection, name: str) -> AsyncIterator[None]:
-    """Hold a session-level advisory lock named `name` (one holder across all replicas)."""
+async def advisory_lock(
+    conn: asyncpg.Connection, name: str, *, wait_s: float = LOCK_WAIT_S
+) -> AsyncIterator[None]:
+    """Hold the advisory lock named `name` (one holder across all replicas) for the body, inside
+    a transaction on `conn`: the lock ends with it, on the server connection that took it, also
+    through a transaction-mode pooler (a session lock there is released, or kept, on whichever
+    server connection the unlock lands on). Statements on `conn` in the body run in that
+    transaction; work on other connections is serialised by it all the same.
+
+    A waiter does not block inside a transaction: through a pooler that would pin a server
+    connection per waiter, and a holder needing a second one could wait forever. It tries,
+    gives its transaction back and tries again (50 ms doubling to 1 s); TimeoutError after
+    `wait_s`."""
     key = _lock_key(name)
-    await conn.execute("SELECT pg_advisory_lock($1)", key)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            taken = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", key)
+        except BaseException:
+            await tx.rollback()
+            raise
+        if taken:
+            break
+        await tx.rollback()
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"advisory lock {name} still held after {wait_s:.0f} s")
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 1.0)
     try:
         yield
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    except BaseException:
+        await tx.rollback()
+        raise
+    await tx.commit()
 
 
 def _identifier(name: str) -> str:
@@ -89,31 +126,35 @@ def _migration_files(folder: Path) -> list[tuple[str, str]]:
 
 
 async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]:
-    """Apply `folder/NNN_name.sql` files not yet recorded in `<schema>.schema_migrations`."""
+    """Create `schema` and apply `folder/NNN_name.sql` files not yet recorded in
+    `<schema>.schema_migrations`, all in one transaction under the schema's lock (a replica
+    that waited finds them applied). A file's unqualified names are the schema's."""
     schema = _identifier(schema)
     files = await asyncio.to_thread(_migration_files, folder)
     applied_now: list[str] = []
-    async with pool.acquire() as conn:
-        async with advisory_lock(conn, f"migrate:{schema}"):
+    async with pool.acquire() as conn, advisory_lock(conn, f"migrate:{schema}"):
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["name"]
+            for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')  # noqa: S608 (checked name)
+        }
+        for name, sql in files:
+            if name in done:
+                continue
+            # SET LOCAL ends with the transaction: nothing leaks to the next user of the
+            # server connection.
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(sql)
             await conn.execute(
-                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)',  # noqa: S608
+                name,
             )
-            done = {
-                r["name"]
-                for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')  # noqa: S608 (checked name)
-            }
-            for name, sql in files:
-                if name in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute(
-                        f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)',  # noqa: S608
-                        name,
-                    )
-                applied_now.append(name)
-                log.info("db.migration_applied", schema=schema, migration=name)
+            applied_now.append(name)
+            log.info("db.migration_applied", schema=schema, migration=name)
     return applied_now
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lectern_common.db import is_pooled_url
 from lectern_common.gemini import GeminiConfig
 
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "dev", "test"}
@@ -41,6 +42,9 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
     database_pool_min: int = Field(1, validation_alias="DATABASE_POOL_MIN")
     database_pool_max: int = Field(10, validation_alias="DATABASE_POOL_MAX")
+    # DATABASE_URL goes through PgBouncer in transaction mode (Neon's pooled URL): no named
+    # prepared statements then. Unset: true exactly for a Neon `-pooler` host (docs/deploy.md).
+    database_pooled: bool | None = Field(None, validation_alias="DATABASE_POOLED")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     # Every Redis key starts with this, so several stacks (or test runs) can share one server.
     redis_prefix: str = Field("lectern:", validation_alias="REDIS_PREFIX")
@@ -83,6 +87,12 @@ class ServiceSettings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def database_is_pooled(self) -> bool:
+        if self.database_pooled is not None:
+            return self.database_pooled
+        return bool(self.database_url) and is_pooled_url(self.database_url or "")
 
     @property
     def gemini_enabled(self) -> bool:

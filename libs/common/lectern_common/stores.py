@@ -27,15 +27,15 @@ def require_url(value: str | None, name: str) -> str:
 
 @asynccontextmanager
 async def open_postgres(
-    settings: ServiceSettings, *, schema: str, migrations: Path, extra_search_path: str = ""
+    settings: ServiceSettings, *, schema: str, migrations: Path
 ) -> AsyncIterator[asyncpg.Pool]:
-    """The service's pool on its own schema, migrated before it is handed out."""
+    """The service's pool, its schema migrated before it is handed out."""
     pool = await db.create_pool(
         require_url(settings.database_url, "DATABASE_URL"),
         schema=schema,
+        pooled=settings.database_is_pooled,
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
-        extra_search_path=extra_search_path,
     )
     try:
         await db.migrate(pool, schema=schema, folder=migrations)

@@ -47,7 +47,7 @@ STREAM_LOST = {
 async def guest_is_active(pool: asyncpg.Pool, token_hash: bytes) -> bool:
     return bool(
         await pool.fetchval(
-            "SELECT 1 FROM guests WHERE token_hash = $1 AND claimed_by IS NULL", token_hash
+            "SELECT 1 FROM chat.guests WHERE token_hash = $1 AND claimed_by IS NULL", token_hash
         )
     )
 
@@ -56,7 +56,8 @@ async def get_conversation(
     pool: asyncpg.Pool, conversation_id: UUID, owner: str
 ) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT id, title, created_at, updated_at FROM conversations WHERE id = $1 AND owner = $2",
+        "SELECT id, title, created_at, updated_at FROM chat.conversations"
+        " WHERE id = $1 AND owner = $2",
         conversation_id,
         owner,
     )
@@ -67,7 +68,7 @@ async def recent_history(
 ) -> list[asyncpg.Record]:
     """The last `limit` messages that have text, oldest first (failed answers are left out)."""
     rows = await pool.fetch(
-        "SELECT role, content, created_at FROM messages"
+        "SELECT role, content, created_at FROM chat.messages"
         " WHERE conversation_id = $1 AND content <> '' AND status IN ('complete', 'interrupted')"
         " ORDER BY created_at DESC LIMIT $2",
         conversation_id,
@@ -81,11 +82,11 @@ async def recent_history(
 # own, and the messages' foreign key is checked at its end, when the conversation exists.
 _START_CONVERSATION = """
 WITH guest AS (
-    INSERT INTO guests (token_hash) SELECT $9::bytea WHERE $9::bytea IS NOT NULL
+    INSERT INTO chat.guests (token_hash) SELECT $9::bytea WHERE $9::bytea IS NOT NULL
 ), conversation AS (
-    INSERT INTO conversations (id, owner, title) VALUES ($1, $2, left($4, 80))
+    INSERT INTO chat.conversations (id, owner, title) VALUES ($1, $2, left($4, 80))
 )
-INSERT INTO messages (id, conversation_id, role, content, mode, selected_text, chapter_id,
+INSERT INTO chat.messages (id, conversation_id, role, content, mode, selected_text, chapter_id,
                       status, created_at)
 VALUES ($7, $1, 'user', $4, $3, $5, $6, 'complete', clock_timestamp()),
        -- later than the question even within one microsecond: history is read in this order
@@ -120,13 +121,13 @@ async def start_turn(
         return
     async with pool.acquire() as conn, conn.transaction():
         if new_guest_hash is not None:
-            await conn.execute("INSERT INTO guests (token_hash) VALUES ($1)", new_guest_hash)
+            await conn.execute("INSERT INTO chat.guests (token_hash) VALUES ($1)", new_guest_hash)
         # The row lock serialises two questions sent to one conversation at once.
         await conn.execute(
-            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", turn.conversation_id
+            "SELECT 1 FROM chat.conversations WHERE id = $1 FOR UPDATE", turn.conversation_id
         )
         busy = await conn.fetch(
-            "SELECT id FROM messages WHERE conversation_id = $1 AND status = 'streaming'"
+            "SELECT id FROM chat.messages WHERE conversation_id = $1 AND status = 'streaming'"
             " AND created_at > now() - make_interval(secs => $2)",
             turn.conversation_id,
             float(stale_after_s),
@@ -134,10 +135,10 @@ async def start_turn(
         if busy:
             raise ConversationBusy([r["id"] for r in busy])
         await conn.execute(
-            "UPDATE conversations SET updated_at = now() WHERE id = $1", turn.conversation_id
+            "UPDATE chat.conversations SET updated_at = now() WHERE id = $1", turn.conversation_id
         )
         await conn.executemany(
-            "INSERT INTO messages (id, conversation_id, role, content, mode, selected_text,"
+            "INSERT INTO chat.messages (id, conversation_id, role, content, mode, selected_text,"
             " chapter_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [
                 (
@@ -185,7 +186,7 @@ async def finish_message(
 ) -> None:
     coverage = coverage or {}
     await pool.execute(
-        "UPDATE messages SET content = $2, status = $3, finish_reason = $4, query = $5,"
+        "UPDATE chat.messages SET content = $2, status = $3, finish_reason = $4, query = $5,"
         " sources = $6, citations = $7, error = $8, timings = $9, usage = $10, model = $11,"
         " language = $12, coverage = $13, coverage_score = $14, citation_checks = $15,"
         " fallback = $16, completed_at = now() WHERE id = $1",
@@ -212,7 +213,7 @@ async def sweep_dead_answers(pool: asyncpg.Pool, older_than_s: float) -> int:
     """Mark answers still `streaming` after `older_than_s` as failed (`stream_lost`): no answer
     runs that long (lifetimes.py stops it), so their worker died before storing them."""
     result = await pool.execute(
-        "UPDATE messages SET status = 'failed', finish_reason = 'stream_lost',"
+        "UPDATE chat.messages SET status = 'failed', finish_reason = 'stream_lost',"
         " error = $2, completed_at = now()"
         " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
         float(older_than_s),
@@ -225,7 +226,7 @@ async def streaming_answers(pool: asyncpg.Pool, *, older_than_s: float) -> list[
     """The answers marked streaming that started more than `older_than_s` ago (few at any
     time: the partial index on streaming rows)."""
     rows = await pool.fetch(
-        "SELECT id FROM messages"
+        "SELECT id FROM chat.messages"
         " WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)",
         float(older_than_s),
     )
@@ -238,7 +239,7 @@ async def mark_lost(
     """Store these answers as failed `stream_lost` if they are still streaming and started
     more than `older_than_s` ago; the ids of those changed."""
     rows = await pool.fetch(
-        "UPDATE messages SET status = 'failed', finish_reason = 'stream_lost',"
+        "UPDATE chat.messages SET status = 'failed', finish_reason = 'stream_lost',"
         " error = $2, completed_at = now()"
         " WHERE id = ANY($1::uuid[]) AND status = 'streaming'"
         " AND created_at < now() - make_interval(secs => $3) RETURNING id",
@@ -252,8 +253,8 @@ async def mark_lost(
 async def list_conversations(pool: asyncpg.Pool, owner: str, limit: int) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT c.id, c.title, c.created_at, c.updated_at,"
-        " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"
-        " FROM conversations c WHERE c.owner = $1 ORDER BY c.updated_at DESC LIMIT $2",
+        " (SELECT count(*) FROM chat.messages m WHERE m.conversation_id = c.id) AS message_count"
+        " FROM chat.conversations c WHERE c.owner = $1 ORDER BY c.updated_at DESC LIMIT $2",
         owner,
         limit,
     )
@@ -261,7 +262,7 @@ async def list_conversations(pool: asyncpg.Pool, owner: str, limit: int) -> list
 
 async def conversation_messages(pool: asyncpg.Pool, conversation_id: UUID) -> list[asyncpg.Record]:
     return await pool.fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = $1"  # noqa: S608
+        f"SELECT {MESSAGE_COLUMNS} FROM chat.messages m WHERE m.conversation_id = $1"  # noqa: S608
         " ORDER BY m.created_at",
         conversation_id,
     )
@@ -275,14 +276,15 @@ async def delete_conversation(
         message_ids = [
             r["id"]
             for r in await conn.fetch(
-                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                "SELECT m.id FROM chat.messages m"
+                " JOIN chat.conversations c ON c.id = m.conversation_id"
                 " WHERE c.id = $1 AND c.owner = $2",
                 conversation_id,
                 owner,
             )
         ]
         deleted = await conn.fetchval(
-            "DELETE FROM conversations WHERE id = $1 AND owner = $2 RETURNING 1",
+            "DELETE FROM chat.conversations WHERE id = $1 AND owner = $2 RETURNING 1",
             conversation_id,
             owner,
         )
@@ -295,19 +297,20 @@ async def delete_owner_conversations(pool: asyncpg.Pool, owner: str) -> tuple[li
         message_ids = [
             r["id"]
             for r in await conn.fetch(
-                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                "SELECT m.id FROM chat.messages m"
+                " JOIN chat.conversations c ON c.id = m.conversation_id"
                 " WHERE c.owner = $1",
                 owner,
             )
         ]
-        result = await conn.execute("DELETE FROM conversations WHERE owner = $1", owner)
+        result = await conn.execute("DELETE FROM chat.conversations WHERE owner = $1", owner)
     return message_ids, int(result.split()[-1])
 
 
 async def owned_message(pool: asyncpg.Pool, message_id: UUID, owner: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT m.id, m.role, m.status, m.conversation_id FROM messages m"
-        " JOIN conversations c ON c.id = m.conversation_id"
+        "SELECT m.id, m.role, m.status, m.conversation_id FROM chat.messages m"
+        " JOIN chat.conversations c ON c.id = m.conversation_id"
         " WHERE m.id = $1 AND c.owner = $2",
         message_id,
         owner,
@@ -318,7 +321,7 @@ async def set_feedback(
     pool: asyncpg.Pool, message_id: UUID, *, rating: str, comment: str | None
 ) -> None:
     await pool.execute(
-        "UPDATE messages SET feedback = $2, feedback_comment = $3, feedback_at = now()"
+        "UPDATE chat.messages SET feedback = $2, feedback_comment = $3, feedback_at = now()"
         " WHERE id = $1",
         message_id,
         rating,
@@ -333,7 +336,7 @@ async def claim_guest(
     already claimed (so a token works for exactly one claim)."""
     async with pool.acquire() as conn, conn.transaction():
         claimed = await conn.fetchval(
-            "UPDATE guests SET claimed_by = $2, claimed_at = now()"
+            "UPDATE chat.guests SET claimed_by = $2, claimed_at = now()"
             " WHERE token_hash = $1 AND claimed_by IS NULL RETURNING 1",
             token_hash,
             user_id,
@@ -341,6 +344,6 @@ async def claim_guest(
         if not claimed:
             return None
         result = await conn.execute(
-            "UPDATE conversations SET owner = $1 WHERE owner = $2", owner, guest_owner
+            "UPDATE chat.conversations SET owner = $1 WHERE owner = $2", owner, guest_owner
         )
         return int(result.split()[-1])

@@ -10,7 +10,7 @@ COLUMNS = ", ".join(("user_id", *FIELDS, "updated_at"))
 
 
 async def get(pool: asyncpg.Pool, user_id: str) -> asyncpg.Record | None:
-    sql = f"SELECT {COLUMNS} FROM profiles WHERE user_id = $1"  # noqa: S608 (fixed columns)
+    sql = f"SELECT {COLUMNS} FROM profile.profiles WHERE user_id = $1"  # noqa: S608 (fixed columns)
     return await pool.fetchrow(sql, user_id)
 
 
@@ -24,7 +24,7 @@ async def upsert(
     values = "".join(f", ${i}" for i in range(2, len(names) + 2))
     updates = "".join(f"{name} = EXCLUDED.{name}, " for name in names)
     sql = (
-        f"INSERT INTO profiles (user_id{columns}) VALUES ($1{values}) "  # noqa: S608
+        f"INSERT INTO profile.profiles (user_id{columns}) VALUES ($1{values}) "  # noqa: S608
         f"ON CONFLICT (user_id) DO UPDATE SET {updates}updated_at = now() RETURNING {COLUMNS}"
     )
     return await pool.fetchrow(sql, user_id, *(changes[n] for n in names))
@@ -32,6 +32,8 @@ async def upsert(
 
 async def delete(pool: asyncpg.Pool, user_id: str) -> bool:
     return (
-        await pool.fetchval("DELETE FROM profiles WHERE user_id = $1 RETURNING true", user_id)
+        await pool.fetchval(
+            "DELETE FROM profile.profiles WHERE user_id = $1 RETURNING true", user_id
+        )
         is not None
     )

@@ -41,7 +41,7 @@ async def touch(pool: asyncpg.Pool, key: CacheKey) -> Stored | None:
     # disk out of the cached read (a crash may lose the last few counts, never a text).
     row = await pool.fetchrow(
         """WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
-           UPDATE generations SET hit_count = hit_count + 1, last_access_at = now()
+           UPDATE summary.generations SET hit_count = hit_count + 1, last_access_at = now()
            FROM async_commit
            WHERE chapter_id = $1 AND content_hash = $2 AND kind = $3 AND audience = $4
              AND model = $5 AND prompt_version = $6
@@ -55,7 +55,7 @@ async def save(pool: asyncpg.Pool, key: CacheKey, body: str, usage: dict) -> Sto
     """Store a fresh generation and drop the entries made from older texts of the chapter."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            """INSERT INTO generations (chapter_id, content_hash, kind, audience, model,
+            """INSERT INTO summary.generations (chapter_id, content_hash, kind, audience, model,
                                         prompt_version, body, usage)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                ON CONFLICT (chapter_id, content_hash, kind, audience, model, prompt_version)
@@ -67,7 +67,7 @@ async def save(pool: asyncpg.Pool, key: CacheKey, body: str, usage: dict) -> Sto
             usage,
         )
         await conn.execute(
-            """DELETE FROM generations
+            """DELETE FROM summary.generations
                WHERE chapter_id = $1 AND kind = $2 AND audience = $3 AND content_hash <> $4""",
             key.chapter_id,
             key.kind,
