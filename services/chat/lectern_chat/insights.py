@@ -21,12 +21,12 @@ import asyncpg
 # The question an answer replies to: the last user message before it in its conversation.
 _QUESTION = """
     LEFT JOIN LATERAL (
-        SELECT q.content FROM messages q
+        SELECT q.content FROM chat.messages q
         WHERE q.conversation_id = m.conversation_id AND q.role = 'user'
           AND q.created_at < m.created_at
         ORDER BY q.created_at DESC LIMIT 1
     ) question ON true
-    JOIN conversations c ON c.id = m.conversation_id
+    JOIN chat.conversations c ON c.id = m.conversation_id
 """
 
 # Words that say nothing about what was asked: left out when questions are compared.
@@ -112,7 +112,7 @@ async def chapter_citations(pool: asyncpg.Pool, period: Period) -> list[dict]:
     rows = await pool.fetch(
         "SELECT s->>'chapter_id' AS chapter_id, max(s->>'title') AS title,"
         " count(DISTINCT m.id) AS questions"
-        " FROM messages m CROSS JOIN LATERAL jsonb_array_elements(m.sources) s"
+        " FROM chat.messages m CROSS JOIN LATERAL jsonb_array_elements(m.sources) s"
         " WHERE m.role = 'assistant' AND m.status = 'complete'"
         " AND m.created_at >= $1 AND m.created_at < $2"
         " AND (s->>'n')::int = ANY(m.citations)"
@@ -130,7 +130,7 @@ async def uncovered_questions(
     first."""
     rows = await pool.fetch(
         f"SELECT question.content AS question, m.query, m.created_at, c.owner"  # noqa: S608
-        f" FROM messages m {_QUESTION}"
+        f" FROM chat.messages m {_QUESTION}"
         " WHERE m.role = 'assistant' AND m.status = 'complete'"
         " AND (m.coverage = 'not_covered' OR m.finish_reason = 'not_covered')"
         " AND m.created_at >= $1 AND m.created_at < $2 AND question.content IS NOT NULL"
@@ -155,7 +155,7 @@ async def down_rated(pool: asyncpg.Pool, period: Period, *, key: bytes, limit: i
     rows = await pool.fetch(
         f"SELECT m.id, question.content AS question, left(m.content, $4) AS answer,"  # noqa: S608
         " m.feedback_comment, m.feedback_at, m.citations, m.sources, c.owner"
-        f" FROM messages m {_QUESTION}"
+        f" FROM chat.messages m {_QUESTION}"
         " WHERE m.role = 'assistant' AND m.feedback = 'down'"
         " AND m.feedback_at >= $1 AND m.feedback_at < $2"
         " ORDER BY m.feedback_at DESC LIMIT $3",
@@ -187,7 +187,7 @@ async def unsupported_citation_share(pool: asyncpg.Pool, period: Period) -> dict
     row = await pool.fetchrow(
         "SELECT count(*) AS checked,"
         " count(*) FILTER (WHERE NOT coalesce((x->>'supported')::boolean, false)) AS unsupported"
-        " FROM messages m CROSS JOIN LATERAL jsonb_array_elements(m.citation_checks) x"
+        " FROM chat.messages m CROSS JOIN LATERAL jsonb_array_elements(m.citation_checks) x"
         " WHERE m.role = 'assistant' AND jsonb_typeof(m.citation_checks) = 'array'"
         " AND m.created_at >= $1 AND m.created_at < $2",
         period.since,
