@@ -110,3 +110,12 @@ def test_stdlib_records_become_json_lines_of_the_service(
     event = json.loads(line)
     assert event["event"] == "started"
     assert event["service"] == "test"
+
+
+def test_the_model_clients_per_call_info_lines_are_off() -> None:
+    """google-genai and httpx2 log two INFO lines per model call; a burst of answers would
+    spend CPU writing them. Warnings still come through."""
+    configure_logging(service="test", json=True)
+    for name in ("httpx", "httpx2", "google_genai.models"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING), name

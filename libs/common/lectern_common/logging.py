@@ -85,4 +85,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool | None = 
     root.setLevel(level.upper())
     # uvicorn's access log duplicates our own request log line.
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Two lines per model call at INFO ("HTTP Request: POST ...", "AFC is enabled ...") that
+    # say nothing our own answer line does not, at a classroom's rate: warnings and up only.
+    for noisy in ("httpx", "httpx2", "google_genai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
