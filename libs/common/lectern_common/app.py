@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 
+from lectern_common import metrics
 from lectern_common.errors import install_error_handlers
 from lectern_common.health import Check, health_router
 from lectern_common.limits import BodyLimitMiddleware
@@ -54,6 +55,7 @@ def build_app(
     configure_logging(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )
+    metrics.service_started(settings.service_name)
     app = FastAPI(
         title=title, version=version, lifespan=lifespan, default_response_class=ORJSONResponse
     )

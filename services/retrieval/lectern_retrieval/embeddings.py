@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
+from lectern_common import metrics
 from lectern_common.gemini import Gemini
 from lectern_retrieval.settings import RetrievalSettings
 
@@ -48,6 +49,11 @@ class Embedder(Protocol):
     async def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
     async def aclose(self) -> None: ...
+
+
+def _counted(provider: str, kind: str, texts: list[str]) -> None:
+    metrics.EMBEDDING_CALLS.labels(provider, kind).inc()
+    metrics.EMBEDDING_TEXTS.labels(provider, kind).inc(len(texts))
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -134,6 +140,7 @@ class LocalEmbedder:
         return _normalise(pooled)
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        _counted("local", "document", texts)
         # Similar lengths in one batch waste less work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -144,6 +151,7 @@ class LocalEmbedder:
         return out
 
     async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        _counted("local", "query", texts)
         return await asyncio.to_thread(self._encode, texts)
 
     async def aclose(self) -> None:
@@ -184,9 +192,11 @@ class GeminiEmbedder:
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        _counted("gemini", "document", texts)
         return await self._embed_all(texts, "RETRIEVAL_DOCUMENT")
 
     async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        _counted("gemini", "query", texts)
         return await self._embed_all(texts, "RETRIEVAL_QUERY")
 
     def passages(self, head: str, body: str) -> list[str]:

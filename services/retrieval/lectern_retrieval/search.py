@@ -15,6 +15,7 @@ from typing import Literal
 import asyncpg
 import numpy as np
 
+from lectern_common import metrics
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
 from lectern_retrieval import coverage, rescoring, store
@@ -82,37 +83,45 @@ class Searcher:
     ) -> tuple[list[list[tuple[str, float]]], float | None]:
         """The ranked legs to fuse (one when the engine fused them or only one was asked) and
         the dense leg's best cosine when a leg of its own gave it."""
+
+        async def lexical() -> list[tuple[str, float]]:
+            with metrics.SEARCH_LEG_LATENCY.labels("lexical").time():
+                return await store.lexical(
+                    self.pool, query, limit=self.candidates, chapter_id=chapter_id
+                )
+
         if mode == "lexical":
             if self.lexical_in_engine:
-                return [await self._index(VectorQuery(text=query, chapter_id=chapter_id))], None
-            found = await store.lexical(
-                self.pool, query, limit=self.candidates, chapter_id=chapter_id
-            )
-            return [found], None
+                with metrics.SEARCH_LEG_LATENCY.labels("engine").time():
+                    found = await self._index(VectorQuery(text=query, chapter_id=chapter_id))
+                return [found], None
+            return [await lexical()], None
         if mode == "dense" or self.lexical_in_engine:
             fused_text = query if mode == "hybrid" else None
-            vector = await self._query_vector(query)
-            leg = await self._index(
-                VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
-            )
+            leg_name = "engine" if fused_text else "dense"
+            with metrics.SEARCH_LEG_LATENCY.labels(leg_name).time():
+                vector = await self._query_vector(query)
+                leg = await self._index(
+                    VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
+                )
             return [leg], (_best(leg) if fused_text is None else None)
 
         async def dense() -> list[tuple[str, float]]:
-            vector = await self._query_vector(query)
-            return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
+            with metrics.SEARCH_LEG_LATENCY.labels("dense").time():
+                vector = await self._query_vector(query)
+                return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
 
-        legs = list(
-            await asyncio.gather(
-                dense(),
-                store.lexical(self.pool, query, limit=self.candidates, chapter_id=chapter_id),
-            )
-        )
+        legs = list(await asyncio.gather(dense(), lexical()))
         return legs, _best(legs[0])
 
     async def search(
         self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
     ) -> dict:
         """`{"results": [...], "coverage": {"verdict", "score"}}`."""
+        with metrics.SEARCH_LATENCY.labels(mode).time():
+            return await self._search(query, top_k=top_k, chapter_id=chapter_id, mode=mode)
+
+    async def _search(self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode) -> dict:
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
         terms = coverage.query_terms(query)
