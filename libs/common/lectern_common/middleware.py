@@ -22,8 +22,17 @@ from lectern_common.trust import AssertionSigner, Kind
 log = structlog.get_logger()
 
 # Served to anyone: they need no identity and say nothing about a reader. /errors/ holds the
-# gateway's own error bodies (its 404 and 502 answers).
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json", "/errors/")
+# gateway's own error bodies (its 404 and 502 answers); /status the status page (aggregates).
+OPEN_PATHS = (
+    "/health",
+    "/ready",
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/errors/",
+    "/status",
+)
 # The forwardAuth target: Traefik calls it with the client's credential and no secret (it only
 # says whether that credential is valid, as Better Auth's own get-session does).
 EXEMPT_PATHS = frozenset({"/internal/auth/verify"})
@@ -32,7 +41,7 @@ _VOUCHED = (b"x-user-id", b"x-request-id", b"x-rate-key")
 _STRIPPED = frozenset({b"x-internal-token", b"x-user-id", b"x-rate-key"})
 # Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
 # (Traefik's access log and the routed service already log that request).
-QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify"}
+QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify", "/status/api"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
