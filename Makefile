@@ -6,6 +6,9 @@ export UV_PYTHON ?= 3.11
 # The browser test drives Debian's Chromium with playwright-core (pinned in
 # tests/ui/package-lock.json; it never downloads a browser of its own).
 CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+# Debian's Prometheus (with promtool) for tests/observability: it scrapes a test stack and runs
+# every dashboard query and alert rule.
+PROMETHEUS := /usr/bin/prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install browser run test test-fast lint clean
@@ -29,7 +32,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-browser: tests/ui/node_modules/.installed $(CHROMIUM) ## what the reader page's browser test needs
+$(PROMETHEUS):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus
+
+browser: tests/ui/node_modules/.installed $(CHROMIUM) $(PROMETHEUS) ## what the browser and Prometheus tests need
 
 install: .venv/.installed $(if $(wildcard services/auth/package-lock.json),services/auth/node_modules/.installed)
 
