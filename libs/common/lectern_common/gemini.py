@@ -4,9 +4,10 @@ with backoff only before the first token, one-shot generation, and batched embed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -144,10 +145,12 @@ class Gemini:
         usage = usage if usage is not None else Usage()
         started, outcome = time.perf_counter(), "error"
         try:
-            async for text in self._stream(
-                prompt, system=system, usage=usage, max_tokens=max_tokens
-            ):
-                yield text
+            # aclosing: a reader who leaves closes the model's stream (and its connection) now.
+            async with contextlib.aclosing(
+                self._stream(prompt, system=system, usage=usage, max_tokens=max_tokens)
+            ) as pieces:
+                async for text in pieces:
+                    yield text
             outcome = "ok"
         except (GeneratorExit, asyncio.CancelledError):
             outcome = "cancelled"  # the reader left
@@ -162,7 +165,7 @@ class Gemini:
         system: str | None,
         usage: Usage,
         max_tokens: int | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         cfg = self._gen_config(system, max_tokens)
         attempt = 0
         while True:
