@@ -8,6 +8,9 @@ export UV_PYTHON ?= 3.11
 CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 # tests/pooled put Debian's PgBouncer (transaction mode, as Neon's pooled URL) before PostgreSQL.
 PGBOUNCER := /usr/sbin/pgbouncer
+# Debian's Prometheus (with promtool) for tests/observability: it scrapes a test stack and runs
+# every dashboard query and alert rule.
+PROMETHEUS := /usr/bin/prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install browser pgbouncer run test test-fast lint bench clean
@@ -35,7 +38,11 @@ $(PGBOUNCER):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer
 
-browser: tests/ui/node_modules/.installed $(CHROMIUM) ## what the reader page's browser test needs
+$(PROMETHEUS):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus
+
+browser: tests/ui/node_modules/.installed $(CHROMIUM) $(PROMETHEUS) ## what the browser and Prometheus tests need
 
 pgbouncer: $(PGBOUNCER) ## what the pooled-connection tests need
 

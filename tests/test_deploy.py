@@ -85,9 +85,15 @@ def test_every_compose_service_has_a_health_check():
         assert "healthcheck" in service and service["healthcheck"]["test"], name
 
 
+OBSERVABILITY = ("prometheus", "grafana")
+
+
 def test_only_the_gateway_publishes_ports():
+    """…and the observability profile's Prometheus and Grafana, on loopback only."""
     publishing = [n for n, s in COMPOSE["services"].items() if s.get("ports")]
-    assert publishing == ["gateway"]
+    assert publishing == ["gateway", *OBSERVABILITY]
+    for name in OBSERVABILITY:
+        assert all(p.startswith("127.0.0.1:") for p in COMPOSE["services"][name]["ports"])
     admin = [p for p in COMPOSE["services"]["gateway"]["ports"] if p.endswith(":8081")]
     assert admin and all(p.startswith("127.0.0.1:") for p in admin)
 
@@ -263,3 +269,47 @@ def test_the_deploy_guide_gives_each_secret_to_exactly_the_processes_that_use_it
 def test_the_gateway_makes_no_calls_home() -> None:
     static = yaml.safe_load((ROOT / "gateway" / "traefik.yml").read_text())
     assert static["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
+
+
+OBS = ROOT / "deploy" / "observability"
+
+
+def test_prometheus_and_grafana_run_under_the_observability_profile_only():
+    env_example = (ROOT / "deploy" / "compose.env.example").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD=" in env_example
+    for name, service in COMPOSE["services"].items():
+        assert (service.get("profiles") == ["observability"]) == (name in OBSERVABILITY), name
+    mounts = [v.split(":")[0] for n in OBSERVABILITY for v in COMPOSE["services"][n]["volumes"]]
+    for mount in mounts:
+        if mount.startswith("./"):
+            assert (ROOT / mount).exists(), mount
+
+
+def test_prometheus_scrapes_every_python_service_and_the_gateway_on_their_ports():
+    config = yaml.safe_load((OBS / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        **{name: [f"{name}:{service_port(name)}"] for name in PY_SERVICES},
+        "gateway": ["gateway:8081"],
+    }
+
+
+def test_grafana_dashboards_parse_and_are_provisioned():
+    boards = sorted((OBS / "grafana" / "dashboards").glob("*.json"))
+    names = {p.stem for p in boards}
+    assert names == {"overview", "gateway", *PY_SERVICES}
+    uids = set()
+    for path in boards:
+        board = json.loads(path.read_text())
+        uids.add(board["uid"])
+        assert board["panels"], path.name
+        for panel in board["panels"]:
+            assert panel["targets"] and all(t["expr"] for t in panel["targets"]), panel["title"]
+    assert len(uids) == len(boards)
+    provider = yaml.safe_load(
+        (OBS / "grafana" / "provisioning" / "dashboards" / "lectern.yml").read_text()
+    )
+    mounted = [v for v in COMPOSE["services"]["grafana"]["volumes"] if "grafana/dashboards" in v]
+    assert mounted[0].split(":")[1] == provider["providers"][0]["options"]["path"]

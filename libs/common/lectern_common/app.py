@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 
+from lectern_common import metrics
 from lectern_common.draining import Drain
 from lectern_common.errors import install_error_handlers
 from lectern_common.health import Check, health_router
@@ -17,6 +18,7 @@ from lectern_common.limits import BodyLimitMiddleware
 from lectern_common.logging import configure_logging
 from lectern_common.middleware import RequestContextMiddleware
 from lectern_common.settings import ServiceSettings
+from lectern_common.status import running_board, status_router
 
 
 class ServiceState(Protocol):
@@ -43,16 +45,20 @@ def build_app(
     open_state: OpenState,
     version: str = "0.1.0",
     larger_bodies: Mapping[str, int] | None = None,
+    status_page: bool = False,
 ) -> FastAPI:
     """The app with the error envelope, /health and /ready, and the shared middleware; its
     state is `request.state.<service_name>`. Every body is capped at
-    `settings.max_body_bytes`, the paths in `larger_bodies` at their own."""
+    `settings.max_body_bytes`, the paths in `larger_bodies` at their own. With `status_page`
+    it also serves /status (lectern_common.status) and polls the other parts for it."""
     key = settings.service_name
     drain = Drain(grace_s=settings.shutdown_grace_s, notice_s=settings.drain_notice_s)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ServiceState]]:
         async with AsyncExitStack() as stack:
+            if status_page:
+                await stack.enter_async_context(running_board(app))
             state = await open_state(stack)
             if hasattr(state, "drain"):
                 drain.add(state.drain)
@@ -67,6 +73,7 @@ def build_app(
     configure_logging(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )
+    metrics.service_started(settings.service_name)
     app = FastAPI(
         title=title, version=version, lifespan=lifespan, default_response_class=ORJSONResponse
     )
@@ -74,6 +81,8 @@ def build_app(
     app.state.drain = drain
     install_error_handlers(app)
     app.include_router(health_router(service=settings.service_name, checks=checks))
+    if status_page:
+        app.include_router(status_router())
     # Added first, so it runs inside the request context: a refused body gets the request id,
     # and the trust check has already run (a body is read only for a request that passed it).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=larger_bodies)

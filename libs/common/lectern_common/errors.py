@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lectern_common import metrics
 from lectern_common.context import current_request_id
 
 log = structlog.get_logger()
@@ -103,6 +104,8 @@ def dependency_error(exc: BaseException) -> DependencyUnavailable | None:
 
 
 def _unavailable(name: str, exc: BaseException) -> DependencyUnavailable:
+    if name == "redis":
+        metrics.redis_failed()
     # The exception's text (addresses, socket paths) stays in the log.
     log.warning(
         "dependency.unavailable", dependency=name, error_type=type(exc).__name__, error=str(exc)

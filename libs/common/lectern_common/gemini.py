@@ -4,9 +4,10 @@ with backoff only before the first token, one-shot generation, and batched embed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import structlog
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+
+from lectern_common import metrics
 
 log = structlog.get_logger()
 
@@ -114,6 +117,21 @@ class Gemini:
             },
         )
         self.client = genai.Client(api_key=config.api_key, http_options=http)
+        metrics.model_known(config.model)
+
+    def _failed(self, model: str, code: str, *, retry: bool) -> None:
+        metrics.MODEL_FAILURES.labels(model, code).inc()
+        if retry:
+            metrics.MODEL_RETRIES.labels(model).inc()
+
+    @staticmethod
+    def _record(model: str, operation: str, outcome: str, started: float, usage: Usage) -> None:
+        metrics.MODEL_CALLS.labels(model, operation, outcome).inc()
+        metrics.MODEL_CALL_DURATION.labels(model, operation).observe(time.perf_counter() - started)
+        if usage.prompt_tokens:
+            metrics.MODEL_TOKENS.labels(model, "in").inc(usage.prompt_tokens)
+        if usage.output_tokens:
+            metrics.MODEL_TOKENS.labels(model, "out").inc(usage.output_tokens)
 
     def _gen_config(
         self, system: str | None, max_tokens: int | None
@@ -139,6 +157,29 @@ class Gemini:
         """Yield text pieces as they arrive. Raises LLMError on failure; retries (with backoff)
         only while nothing has been yielded yet, so a reader never sees text twice."""
         usage = usage if usage is not None else Usage()
+        started, outcome = time.perf_counter(), "error"
+        try:
+            # aclosing: a reader who leaves closes the model's stream (and its connection) now.
+            async with contextlib.aclosing(
+                self._stream(prompt, system=system, usage=usage, max_tokens=max_tokens)
+            ) as pieces:
+                async for text in pieces:
+                    yield text
+            outcome = "ok"
+        except (GeneratorExit, asyncio.CancelledError):
+            outcome = "cancelled"  # the reader left
+            raise
+        finally:
+            self._record(self.config.model, "stream", outcome, started, usage)
+
+    async def _stream(
+        self,
+        prompt: str | list[types.Content],
+        *,
+        system: str | None,
+        usage: Usage,
+        max_tokens: int | None,
+    ) -> AsyncGenerator[str, None]:
         cfg = self._gen_config(system, max_tokens)
         attempt = 0
         while True:
@@ -177,12 +218,14 @@ class Gemini:
                 log.warning(
                     "llm.stream_failed", code=code, attempt=attempt, before_first_token=before_first
                 )
-                if (
+                retry = (
                     before_first
                     and retryable
                     and attempt < self.config.max_attempts
                     and (_retryable_status(exc) or _network(exc))
-                ):
+                )
+                self._failed(self.config.model, code, retry=retry)
+                if retry:
                     await self._backoff(attempt)
                     continue
                 raise LLMError(code, message, retryable=retryable) from exc
@@ -201,6 +244,25 @@ class Gemini:
     ) -> str:
         """One-shot generation with the same retry policy (nothing is shown before it ends)."""
         usage = usage if usage is not None else Usage()
+        started, outcome = time.perf_counter(), "error"
+        try:
+            text = await self._generate(prompt, system=system, usage=usage, max_tokens=max_tokens)
+            outcome = "ok"
+            return text
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._record(self.config.model, "generate", outcome, started, usage)
+
+    async def _generate(
+        self,
+        prompt: str | list[types.Content],
+        *,
+        system: str | None,
+        usage: Usage,
+        max_tokens: int | None,
+    ) -> str:
         cfg = self._gen_config(system, max_tokens)
         attempt = 0
         while True:
@@ -218,6 +280,7 @@ class Gemini:
                     usage.output_tokens = response.usage_metadata.candidates_token_count or 0
                 text = response.text or ""
                 if not text.strip():
+                    self._failed(self.config.model, "llm_empty", retry=False)
                     raise LLMError(
                         "llm_empty", "the language model returned no text", retryable=True
                     )
@@ -225,11 +288,13 @@ class Gemini:
             except TRANSIENT as exc:
                 code, message, retryable = _describe(exc)
                 log.warning("llm.generate_failed", code=code, attempt=attempt)
-                if (
+                retry = (
                     retryable
                     and attempt < self.config.max_attempts
                     and (_retryable_status(exc) or _network(exc))
-                ):
+                )
+                self._failed(self.config.model, code, retry=retry)
+                if retry:
                     await self._backoff(attempt)
                     continue
                 raise LLMError(code, message, retryable=retryable) from exc
@@ -238,6 +303,20 @@ class Gemini:
         self, texts: list[str], *, model: str, dimension: int, task_type: str
     ) -> list[list[float]]:
         """Embed a batch (Gemini's batchEmbedContents), retrying 429/5xx with backoff."""
+        metrics.model_known(model)
+        begun, outcome = time.perf_counter(), "error"
+        try:
+            vectors = await self._embed(
+                texts, model=model, dimension=dimension, task_type=task_type
+            )
+            outcome = "ok"
+            return vectors
+        finally:
+            self._record(model, "embed", outcome, begun, Usage())
+
+    async def _embed(
+        self, texts: list[str], *, model: str, dimension: int, task_type: str
+    ) -> list[list[float]]:
         attempt = 0
         while True:
             attempt += 1
@@ -255,12 +334,14 @@ class Gemini:
                 )
                 return [list(e.values or []) for e in result.embeddings or []]
             except TRANSIENT as exc:
-                if attempt < self.config.max_attempts + 2 and (
+                code, message, retryable = _describe(exc)
+                retry = attempt < self.config.max_attempts + 2 and (
                     _retryable_status(exc) or _network(exc)
-                ):
+                )
+                self._failed(model, code, retry=retry)
+                if retry:
                     await self._backoff(attempt)
                     continue
-                code, message, retryable = _describe(exc)
                 raise LLMError(code, message, retryable=retryable) from exc
 
     async def aclose(self) -> None:

@@ -12,28 +12,27 @@ import uuid
 
 import orjson
 import structlog
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lectern_common.context import request_id_var
 from lectern_common.errors import error_body
+from lectern_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from lectern_common.trust import AssertionSigner, Kind
 
 log = structlog.get_logger()
 
-REQUESTS = Counter(
-    "lectern_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
-)
-LATENCY = Histogram(
-    "lectern_http_request_duration_seconds",
-    "HTTP request latency (to last byte)",
-    ["service", "method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-)
-
 # Served to anyone: they need no identity and say nothing about a reader. /errors/ holds the
-# gateway's own error bodies (its 404 and 502 answers).
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json", "/errors/")
+# gateway's own error bodies (its 404 and 502 answers); /status the status page (aggregates).
+OPEN_PATHS = (
+    "/health",
+    "/ready",
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/errors/",
+    "/status",
+)
 # The forwardAuth target: Traefik calls it with the client's credential and no secret (it only
 # says whether that credential is valid, as Better Auth's own get-session does).
 EXEMPT_PATHS = frozenset({"/internal/auth/verify"})
@@ -41,8 +40,9 @@ EXEMPT_PATHS = frozenset({"/internal/auth/verify"})
 _VOUCHED = (b"x-user-id", b"x-request-id", b"x-rate-key")
 _STRIPPED = frozenset({b"x-internal-token", b"x-user-id", b"x-rate-key"})
 # Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
-# (Traefik's access log and the routed service already log that request).
-QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify"}
+# (Traefik's access log and the routed service already log that request). /ready stays logged
+# (tests/security read an open path's log line there), also the status page's polls of it.
+QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify", "/status/api"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
@@ -159,8 +159,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
-            LATENCY.labels(self.service, scope["method"], template).observe(elapsed)
+            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], template).observe(elapsed)
             if path not in QUIET_PATHS or status >= 400:
                 log.info(
                     "http.request",

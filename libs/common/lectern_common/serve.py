@@ -1,10 +1,17 @@
 """Run a service with uvicorn: `python -m lectern_<service>`. Workers come from
 `<SERVICE>_WEB_CONCURRENCY` (e.g. CHAT_WEB_CONCURRENCY), else WEB_CONCURRENCY, else 1, so each
-service can be scaled on its own."""
+service can be scaled on its own. With several workers their metrics go to
+PROMETHEUS_MULTIPROC_DIR (a temporary folder when it is not set), emptied at each start so the
+counts of a previous run are not added to this one's."""
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
@@ -22,14 +29,46 @@ def shutdown_grace_s() -> float:
     )
 
 
-def serve(factory: str, *, host: str, port: int) -> None:
+def prepare_metrics_dir(service: str, workers: int) -> Path | None:
+    """The multiprocess metrics folder, empty; None with one worker and none configured."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not configured:
+        # Set but empty would make prometheus_client write its files into the working folder.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if workers == 1:
+            return None
+        configured = tempfile.mkdtemp(prefix=f"lectern-{service}-metrics-")
+        atexit.register(shutil.rmtree, configured, ignore_errors=True)
+        # Read by prometheus_client when each worker imports it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = configured
+    folder = Path(configured)
+    if folder.exists():
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def serve(factory: str, *, settings: str) -> None:
+    """Run `factory` ("pkg.app:create_app") on the host and port of `settings`
+    ("pkg.settings:Class"). The settings are imported only after the metrics folder is ready:
+    they import prometheus_client, which decides on import where this process's samples go, and
+    emptying the folder under a process that already holds its files would lose them."""
     service = factory.split(".", 1)[0].removeprefix("lectern_")
+    workers = worker_count(service)
+    prepare_metrics_dir(service, workers)
+    module, _, name = settings.partition(":")
+    config = getattr(importlib.import_module(module), name)()
+    host, port = config.host, config.port
     uvicorn.run(
         factory,
         factory=True,
         host=host,
         port=port,
-        workers=worker_count(service),
+        workers=workers,
         log_config=None,
         access_log=False,
         proxy_headers=False,

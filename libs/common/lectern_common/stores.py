@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from redis.asyncio import Redis
 
-from lectern_common import db
+from lectern_common import db, metrics
 from lectern_common.health import Check
 from lectern_common.http import InternalClient
 from lectern_common.redis import create_redis
@@ -39,7 +39,8 @@ async def open_postgres(
     )
     try:
         await db.migrate(pool, schema=schema, folder=migrations)
-        yield pool
+        async with metrics.watching_pool(settings.service_name, pool):
+            yield pool
     finally:
         await pool.close()
 

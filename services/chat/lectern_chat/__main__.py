@@ -1,8 +1,8 @@
 """`python -m lectern_chat` runs the chat service."""
 
-from lectern_chat.settings import ChatSettings
+# Only serve is imported here: the metrics folder must be emptied before prometheus_client is
+# first imported (lectern_common.serve).
 from lectern_common.serve import serve
 
 if __name__ == "__main__":
-    s = ChatSettings()
-    serve("lectern_chat.app:create_app", host=s.host, port=s.port)
+    serve("lectern_chat.app:create_app", settings="lectern_chat.settings:ChatSettings")

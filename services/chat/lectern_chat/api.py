@@ -26,6 +26,7 @@ from lectern_chat.schemas import (
     StreamRequest,
 )
 from lectern_chat.state import State
+from lectern_common import metrics
 from lectern_common.contracts import USER_ID_PATTERN, ConversationsDeleted
 from lectern_common.errors import ApiError, NotFound, dependency_error
 from lectern_common.identity import OptionalReader, Reader
@@ -91,6 +92,7 @@ def event_stream(
 
     async def frames() -> AsyncIterator[bytes]:
         last = 0
+        metrics.CHAT_OPEN_STREAMS.inc()
         try:
             async for batch in batches:
                 if batch:
@@ -102,6 +104,8 @@ def event_stream(
             if (unavailable := dependency_error(exc)) is None:
                 raise
             yield event_frame(last + 1, "error", unavailable.event_data())
+        finally:
+            metrics.CHAT_OPEN_STREAMS.dec()
 
     return sse_response(frames())
 

@@ -24,6 +24,7 @@ from lectern_chat.events import Emitter, Event, EventLog, LocalReaders
 from lectern_chat.pipeline import Job, Outcome, Pipeline
 from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import Slot, StreamSlots
+from lectern_common import metrics
 from lectern_common.tasks import BackgroundTasks
 
 log = structlog.get_logger()
@@ -147,6 +148,7 @@ class Answers:
         structlog.contextvars.bind_contextvars(message_id=str(message_id))
         # However slowly the model goes, an answer ends by stream_max_s: the sweeper relies on it.
         limit = asyncio.timeout(self.settings.stream_max_s)
+        metrics.CHAT_ANSWERS_RUNNING.inc()
         try:
             async with limit:
                 await self.pipeline.answer(job, out, outcome)
@@ -180,6 +182,7 @@ class Answers:
         else:
             await self.pipeline.finish(job, out, outcome)
         finally:
+            metrics.CHAT_ANSWERS_RUNNING.dec()
             watchdog.cancel()
             self.readers.drop(message_id)
             await self.slots.release(slot)

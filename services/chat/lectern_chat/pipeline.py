@@ -13,7 +13,6 @@ from uuid import UUID
 
 import asyncpg
 import structlog
-from prometheus_client import Counter, Histogram
 
 from lectern_chat import citations, extractive, language, prompt, store, upstream
 from lectern_chat.budget import TokenBudget
@@ -21,6 +20,7 @@ from lectern_chat.events import Emitter
 from lectern_chat.owners import Owner
 from lectern_chat.settings import ChatSettings
 from lectern_chat.store import Turn
+from lectern_common import metrics
 from lectern_common.contracts import (
     MAX_QUERY_CHARS,
     ReaderProfile,
@@ -31,18 +31,6 @@ from lectern_common.gemini import Gemini, LLMError, Usage
 from lectern_common.http import InternalClient
 
 log = structlog.get_logger()
-
-ANSWERS = Counter("lectern_chat_answers_total", "Answers by outcome", ["status", "model"])
-TIME_TO_SOURCES = Histogram(
-    "lectern_chat_time_to_sources_seconds",
-    "From the question to the sources event",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-)
-TIME_TO_FIRST_TOKEN = Histogram(
-    "lectern_chat_time_to_first_token_seconds",
-    "From the question to the first answer text",
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30),
-)
 
 
 @dataclass(frozen=True)
@@ -210,7 +198,7 @@ class Pipeline:
         await out.emit(
             "sources", {"sources": outcome.sources, "coverage": found.coverage.model_dump()}
         )
-        TIME_TO_SOURCES.observe(time.perf_counter() - job.started)
+        metrics.CHAT_TIME_TO_SOURCES.observe(time.perf_counter() - job.started)
         if found.coverage.verdict == "not_covered" and not profile_task.done():
             profile_task.cancel()  # no model call to personalise: only a known language counts
             reader_profile = None
@@ -299,7 +287,7 @@ class Pipeline:
             async for text in gemini.stream(contents, system=system, usage=usage):
                 if not outcome.content:
                     outcome.timings["first_token"] = since_ms(job.started)
-                    TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - job.started)
+                    metrics.CHAT_TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - job.started)
                 outcome.content += text
                 await out.emit("token", {"text": text})
         except LLMError as exc:
@@ -401,7 +389,7 @@ class Pipeline:
             log.exception("chat.store_failed", error_type=type(exc).__name__)
             if outcome.status == "complete":
                 outcome.fail("storage_failed", "the answer could not be saved", retryable=True)
-        ANSWERS.labels(outcome.status, outcome.model or "").inc()
+        metrics.CHAT_ANSWERS.labels(outcome.status, outcome.model or "").inc()
         # `timings` is one field: a key like first_token_ms would be redacted as a secret.
         log.info(
             "chat.answer_done",

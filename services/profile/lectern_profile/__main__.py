@@ -1,8 +1,8 @@
 """`python -m lectern_profile` runs the profile service."""
 
+# Only serve is imported here: the metrics folder must be emptied before prometheus_client is
+# first imported (lectern_common.serve).
 from lectern_common.serve import serve
-from lectern_profile.settings import ProfileSettings
 
 if __name__ == "__main__":
-    s = ProfileSettings()
-    serve("lectern_profile.app:create_app", host=s.host, port=s.port)
+    serve("lectern_profile.app:create_app", settings="lectern_profile.settings:ProfileSettings")

@@ -37,6 +37,7 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
         verifier = Verifier(settings=settings, pool=pool, keys=keys)
         return ProfileState(settings, pool, chat, verifier)
 
-    app = build_app(settings, title="Lectern profile", open_state=open_state)
+    # The status page: mounted by profile and summary (the gateway fails over between them).
+    app = build_app(settings, title="Lectern profile", open_state=open_state, status_page=True)
     app.include_router(router)
     return app

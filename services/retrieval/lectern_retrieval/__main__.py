@@ -1,8 +1,10 @@
 """`python -m lectern_retrieval` runs the retrieval service."""
 
+# Only serve is imported here: the metrics folder must be emptied before prometheus_client is
+# first imported (lectern_common.serve).
 from lectern_common.serve import serve
-from lectern_retrieval.settings import RetrievalSettings
 
 if __name__ == "__main__":
-    s = RetrievalSettings()
-    serve("lectern_retrieval.app:create_app", host=s.host, port=s.port)
+    serve(
+        "lectern_retrieval.app:create_app", settings="lectern_retrieval.settings:RetrievalSettings"
+    )

@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
+from lectern_common import metrics
 from lectern_common.gemini import Gemini
 from lectern_retrieval.settings import RetrievalSettings
 
@@ -54,6 +55,11 @@ class Embedder(Protocol):
     async def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
     async def aclose(self) -> None: ...
+
+
+def _counted(provider: str, kind: str, texts: list[str]) -> None:
+    metrics.EMBEDDING_CALLS.labels(provider, kind).inc()
+    metrics.EMBEDDING_TEXTS.labels(provider, kind).inc(len(texts))
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -140,6 +146,7 @@ class LocalEmbedder:
         return _normalise(pooled)
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        _counted("local", "document", texts)
         # Similar lengths in one batch waste less work on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -161,6 +168,7 @@ class LocalEmbedder:
         return out
 
     async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        _counted("local", "query", texts)
         return await asyncio.to_thread(self._encode_sorted, texts, QUERY_SUB_BATCH)
 
     def query_key(self, query: str) -> str:
@@ -205,9 +213,11 @@ class GeminiEmbedder:
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32)
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        _counted("gemini", "document", texts)
         return await self._embed_all(texts, "RETRIEVAL_DOCUMENT")
 
     async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        _counted("gemini", "query", texts)
         return await self._embed_all(texts, "RETRIEVAL_QUERY")
 
     def query_key(self, query: str) -> str:

@@ -16,6 +16,7 @@ import asyncpg
 import numpy as np
 import structlog
 
+from lectern_common import metrics
 from lectern_common.contracts import CHAPTER_ID
 from lectern_common.errors import ApiError
 from lectern_retrieval import store
@@ -257,10 +258,15 @@ class Ingestor:
         progress: Progress | None = None,
     ) -> dict:
         """Store the prepared documents; `started` (perf_counter) times the whole ingest."""
-        async with store.ingest_lock(self.pool) as conn:
-            await self._check_ids(conn, source, docs)
-            summary = await self._apply(conn, source, docs, progress)
+        with metrics.INGEST_RUNNING.track_inprogress():
+            async with store.ingest_lock(self.pool) as conn:
+                await self._check_ids(conn, source, docs)
+                summary = await self._apply(conn, source, docs, progress)
         summary["seconds"] = round(time.perf_counter() - started, 3)
+        metrics.INGEST_LAST_SUCCESS.set(time.time())
+        for action in ("changed", "unchanged", "removed"):
+            count = summary["new"] + summary["updated"] if action == "changed" else summary[action]
+            metrics.INGEST_DOCUMENTS.labels(action).inc(count)
         log.info("ingest.done", **summary)
         return summary
 
@@ -370,26 +376,32 @@ class Ingestor:
         self, items: list, passages: dict[str, list[str]], progress: Progress | None
     ) -> None:
         # Embed and upsert in slices so a big ingest streams progress and holds little memory.
-        for start in range(0, len(items), EMBED_SLICE):
-            part = items[start : start + EMBED_SLICE]
-            owners = [
-                (d, c, i, text) for d, c in part for i, text in enumerate(passages[c.chunk_id])
-            ]
-            vectors: np.ndarray = await self.embedder.embed_documents([o[3] for o in owners])
-            await self.vectors.upsert(
-                [
-                    PassagePoint(
-                        id=passage_point_id(c.chunk_id, i),
-                        dense=vector,
-                        text=text,
-                        chunk_id=c.chunk_id,
-                        chapter_id=d.chapter_id,
-                        source=d.source,
-                    )
-                    for (d, c, i, text), vector in zip(owners, vectors, strict=True)
-                ]
-            )
-            if progress:
-                await progress(
-                    {"event": "progress", "embedded": start + len(part), "total": len(items)}
+        metrics.INGEST_REMAINING.inc(len(items))
+        done = 0
+        try:
+            for start in range(0, len(items), EMBED_SLICE):
+                await self._embed_slice(items[start : start + EMBED_SLICE], passages)
+                done = start + min(EMBED_SLICE, len(items) - start)
+                metrics.INGEST_EMBEDDED.inc(done - start)
+                metrics.INGEST_REMAINING.dec(done - start)
+                if progress:
+                    await progress({"event": "progress", "embedded": done, "total": len(items)})
+        finally:
+            metrics.INGEST_REMAINING.dec(len(items) - done)
+
+    async def _embed_slice(self, part: list, passages: dict[str, list[str]]) -> None:
+        owners = [(d, c, i, text) for d, c in part for i, text in enumerate(passages[c.chunk_id])]
+        vectors: np.ndarray = await self.embedder.embed_documents([o[3] for o in owners])
+        await self.vectors.upsert(
+            [
+                PassagePoint(
+                    id=passage_point_id(c.chunk_id, i),
+                    dense=vector,
+                    text=text,
+                    chunk_id=c.chunk_id,
+                    chapter_id=d.chapter_id,
+                    source=d.source,
                 )
+                for (d, c, i, text), vector in zip(owners, vectors, strict=True)
+            ]
+        )

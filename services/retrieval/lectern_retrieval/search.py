@@ -17,6 +17,7 @@ from typing import Literal
 import asyncpg
 import numpy as np
 
+from lectern_common import metrics
 from lectern_common.errors import ApiError, NotFound
 from lectern_common.gemini import LLMError
 from lectern_retrieval import coverage, rescoring, store
@@ -99,11 +100,12 @@ class Searcher:
         self, query: str, chapter_id: str | None, terms: list[coverage.Term]
     ) -> tuple[list[tuple[str, float]], dict[str, bool]]:
         """The BM25 leg (in memory, `lexical.py`) and which query terms the book mentions."""
-        asked = await self.lexical.tokens(query, [t.text for t in terms])
-        snapshot = await self.lexical.current(asked.generation)
-        found = self.lexical.search(
-            snapshot, asked.lexemes, limit=self.candidates, chapter_id=chapter_id
-        )
+        with metrics.SEARCH_LEG_LATENCY.labels("lexical").time():
+            asked = await self.lexical.tokens(query, [t.text for t in terms])
+            snapshot = await self.lexical.current(asked.generation)
+            found = self.lexical.search(
+                snapshot, asked.lexemes, limit=self.candidates, chapter_id=chapter_id
+            )
         return found, self.lexical.present(snapshot, asked)
 
     async def _legs(
@@ -119,14 +121,17 @@ class Searcher:
             present_task = asyncio.ensure_future(self._lexical(query, chapter_id, terms))
             try:
                 if mode == "lexical":
-                    legs = [await self._index(VectorQuery(text=query, chapter_id=chapter_id))]
-                    dense_top = None
+                    with metrics.SEARCH_LEG_LATENCY.labels("engine").time():
+                        found = await self._index(VectorQuery(text=query, chapter_id=chapter_id))
+                    legs, dense_top = [found], None
                 else:
                     fused_text = query if mode == "hybrid" else None
-                    vector = await self._query_vector(query)
-                    leg = await self._index(
-                        VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
-                    )
+                    leg_name = "engine" if fused_text else "dense"
+                    with metrics.SEARCH_LEG_LATENCY.labels(leg_name).time():
+                        vector = await self._query_vector(query)
+                        leg = await self._index(
+                            VectorQuery(dense=vector, text=fused_text, chapter_id=chapter_id)
+                        )
                     legs, dense_top = [leg], (_best(leg) if fused_text is None else None)
             except BaseException:
                 present_task.cancel()
@@ -135,8 +140,9 @@ class Searcher:
             return legs, dense_top, present
 
         async def dense() -> list[tuple[str, float]]:
-            vector = await self._query_vector(query)
-            return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
+            with metrics.SEARCH_LEG_LATENCY.labels("dense").time():
+                vector = await self._query_vector(query)
+                return await self._index(VectorQuery(dense=vector, chapter_id=chapter_id))
 
         dense_leg, (lexical_leg, present) = await asyncio.gather(
             dense(), self._lexical(query, chapter_id, terms)
@@ -147,6 +153,10 @@ class Searcher:
         self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode = "hybrid"
     ) -> dict:
         """`{"results": [...], "coverage": {"verdict", "score"}}`."""
+        with metrics.SEARCH_LATENCY.labels(mode).time():
+            return await self._search(query, top_k=top_k, chapter_id=chapter_id, mode=mode)
+
+    async def _search(self, query: str, *, top_k: int, chapter_id: str | None, mode: Mode) -> dict:
         if chapter_id is not None and not await store.chapter_exists(self.pool, chapter_id):
             raise NotFound("chapter")
         terms = coverage.query_terms(query)

@@ -1,8 +1,8 @@
 """`python -m lectern_summary` runs the summary service."""
 
+# Only serve is imported here: the metrics folder must be emptied before prometheus_client is
+# first imported (lectern_common.serve).
 from lectern_common.serve import serve
-from lectern_summary.settings import SummarySettings
 
 if __name__ == "__main__":
-    s = SummarySettings()
-    serve("lectern_summary.app:create_app", host=s.host, port=s.port)
+    serve("lectern_summary.app:create_app", settings="lectern_summary.settings:SummarySettings")

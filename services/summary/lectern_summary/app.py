@@ -72,6 +72,7 @@ def create_app(settings: SummarySettings | None = None) -> FastAPI:
             background=background,
         )
 
-    app = build_app(settings, title="Lectern summary", open_state=open_state)
+    # The status page: mounted by profile and summary (the gateway fails over between them).
+    app = build_app(settings, title="Lectern summary", open_state=open_state, status_page=True)
     app.include_router(router)
     return app

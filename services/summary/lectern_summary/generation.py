@@ -11,8 +11,8 @@ from datetime import datetime
 
 import asyncpg
 import structlog
-from prometheus_client import Counter
 
+from lectern_common import metrics
 from lectern_common.errors import ApiError
 from lectern_common.gemini import LLMError
 from lectern_summary import extractive, prompts, store
@@ -23,14 +23,6 @@ from lectern_summary.store import CacheKey, Stored
 from lectern_summary.writer import Emit, Job, Writer
 
 log = structlog.get_logger()
-
-# What each request cost: served from the table, generated (model calls made), failed, or
-# answered by the offline fallback. `generated` over all is the cache's miss rate.
-OUTCOMES = Counter(
-    "lectern_summary_outcomes_total",
-    "Summary requests by how they were served",
-    ["kind", "outcome"],
-)
 
 
 @dataclass(frozen=True)
@@ -70,6 +62,10 @@ class Generator:
         writer: Writer | None,
     ) -> None:
         self.settings, self.pool, self.flight, self.writer = settings, pool, flight, writer
+        for kind in Kind:  # each series at zero from the start: a hit rate before any miss
+            metrics.SUMMARY_FLIGHT_WAITS.labels(kind.value)
+            for result in ("hit", "miss"):
+                metrics.SUMMARY_CACHE.labels(kind.value, result)
 
     def key(self, job: Job) -> CacheKey:
         return CacheKey(
@@ -85,20 +81,23 @@ class Generator:
         """The text for `job`: from the cache, from the replica already generating it, or
         generated here. Raises LLMError when the generation this request relied on failed."""
         if self.writer is None:
-            OUTCOMES.labels(job.kind.value, "offline").inc()
+            metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "offline").inc()
             return self._offline(job)
         key = self.key(job)
         if hit := await store.touch(self.pool, key):
-            OUTCOMES.labels(job.kind.value, "cached").inc()
+            metrics.SUMMARY_CACHE.labels(job.kind.value, "hit").inc()
+            metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "cached").inc()
             return _from_cache(hit)
+        metrics.SUMMARY_CACHE.labels(job.kind.value, "miss").inc()
         item = _lock_item(key)
         deadline = time.monotonic() + self.settings.wait_timeout_s
         while True:
             if (lock := await self.flight.acquire(item)) is not None:
                 return await self._lead(self.writer, job, key, lock, emit)
+            metrics.SUMMARY_FLIGHT_WAITS.labels(job.kind.value).inc()
             await self._wait_for(item, deadline)
             if hit := await store.touch(self.pool, key):
-                OUTCOMES.labels(job.kind.value, "waited").inc()
+                metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "waited").inc()
                 return _from_cache(hit)
 
     async def _wait_for(self, item: str, deadline: float) -> None:
@@ -118,13 +117,13 @@ class Generator:
         try:
             # Another replica may have stored it between our cache miss and taking the lock.
             if hit := await store.touch(self.pool, key):
-                OUTCOMES.labels(job.kind.value, "waited").inc()
+                metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "waited").inc()
                 return _from_cache(hit)
             started = time.perf_counter()
             async with self.flight.held(lock):
                 text, usage = await writer.write(job, emit)
             stored = await store.save(self.pool, key, text, usage)
-            OUTCOMES.labels(job.kind.value, "generated").inc()
+            metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "generated").inc()
             log.info(
                 "summary.generated",
                 chapter_id=key.chapter_id,
@@ -138,7 +137,7 @@ class Generator:
                 stored.body, False, stored.model, stored.generated_at, streamed=emit is not None
             )
         except LLMError as exc:
-            OUTCOMES.labels(job.kind.value, "failed").inc()
+            metrics.SUMMARY_OUTCOMES.labels(job.kind.value, "failed").inc()
             log.warning(
                 "summary.generation_failed", chapter_id=key.chapter_id, kind=key.kind, code=exc.code
             )

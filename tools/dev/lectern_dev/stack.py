@@ -269,6 +269,7 @@ class Stack:
                 "PROFILE_URL": c.url("profile"),
                 "SUMMARY_URL": c.url("summary"),
                 "AUTH_URL": c.url("auth"),
+                "GATEWAY_ADMIN_URL": f"http://127.0.0.1:{p.admin}",
                 "QDRANT_PATH": str(c.data_dir / "qdrant"),
                 "LOG_JSON": "true",
                 "PYTHONUNBUFFERED": "1",
