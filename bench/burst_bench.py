@@ -99,6 +99,7 @@ class Rss:
             self._sample()
 
     def __enter__(self) -> Rss:
+        self._sample()  # at rest, before any load
         self._thread.start()
         return self
 
