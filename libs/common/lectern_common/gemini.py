@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
 import httpx2
@@ -19,44 +18,11 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from lectern_common import metrics
+from lectern_common.llm import GeminiConfig, LLMError, Usage
+
+__all__ = ["Gemini", "GeminiConfig", "LLMError", "Usage", "open_gemini"]
 
 log = structlog.get_logger()
-
-
-class LLMError(Exception):
-    """A model call that failed; `retryable` tells the client whether trying again may help."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.code, self.message, self.retryable = code, message, retryable
-
-
-@dataclass(frozen=True)
-class GeminiConfig:
-    api_key: str
-    model: str
-    base_url: str | None = None
-    temperature: float = 0.2
-    max_output_tokens: int = 2048
-    first_token_timeout_s: float = 20.0
-    between_tokens_timeout_s: float = 20.0
-    request_timeout_s: float = 120.0
-    max_attempts: int = 3
-    backoff_base_s: float = 0.5
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    attempts: int = 0
-
-    def as_dict(self) -> dict:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "attempts": self.attempts,
-        }
 
 
 # google-genai sends its requests with httpx2 (its own dependency), whose errors are not httpx's.

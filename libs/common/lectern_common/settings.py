@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lectern_common.db import is_pooled_url
-from lectern_common.gemini import GeminiConfig
+from lectern_common.llm import GeminiConfig
 
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "dev", "test"}
 

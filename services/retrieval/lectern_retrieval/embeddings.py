@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import structlog
 
 from lectern_common import metrics
-from lectern_common.gemini import Gemini
 from lectern_retrieval.settings import RetrievalSettings
+
+if TYPE_CHECKING:
+    from lectern_common.gemini import Gemini
 
 log = structlog.get_logger()
 
@@ -191,7 +193,11 @@ class GeminiEmbedder:
         self.name = f"gemini:{self.model}"
         self.batch = settings.gemini_embedding_batch
         self.query_batch = self.batch
-        self.gemini = Gemini(settings.gemini_config())
+        # Imported here: google-genai costs seconds to import, and the local embedder's
+        # retrieval never needs it (lectern_common.llm).
+        from lectern_common.gemini import Gemini
+
+        self.gemini: Gemini = Gemini(settings.gemini_config())
 
     async def _embed(self, texts: list[str], task_type: str) -> np.ndarray:
         values = await self.gemini.embed(

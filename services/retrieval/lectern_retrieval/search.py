@@ -19,7 +19,7 @@ import numpy as np
 
 from lectern_common import metrics
 from lectern_common.errors import ApiError, NotFound
-from lectern_common.gemini import LLMError
+from lectern_common.llm import LLMError
 from lectern_retrieval import coverage, rescoring, store
 from lectern_retrieval.batching import Batcher
 from lectern_retrieval.embeddings import Embedder

@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from lectern_common.contracts import CHAPTER_ID_PATTERN
 from lectern_common.errors import ApiError
-from lectern_common.gemini import LLMError
 from lectern_common.identity import Reader
+from lectern_common.llm import LLMError
 from lectern_summary.generation import Generator, Outcome
 from lectern_summary.schemas import ChapterVersionOut, Kind, SummaryOut, TranslationIn
 from lectern_summary.sse import stream_response

@@ -14,7 +14,7 @@ import structlog
 
 from lectern_common import metrics
 from lectern_common.errors import ApiError
-from lectern_common.gemini import LLMError
+from lectern_common.llm import LLMError
 from lectern_summary import extractive, prompts, store
 from lectern_summary.flight import Failure, Flight, Lock
 from lectern_summary.schemas import Kind

@@ -15,7 +15,7 @@ import structlog
 from fastapi.responses import StreamingResponse
 
 from lectern_common.errors import DEPENDENCY_ERRORS, ApiError, dependency_error
-from lectern_common.gemini import LLMError
+from lectern_common.llm import LLMError
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 from lectern_common.tasks import BackgroundTasks
 from lectern_summary.generation import Generator, Outcome
