@@ -90,3 +90,21 @@ def test_validation_error_names_the_field(gateway: httpx.Client):
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert [d["field"] for d in error["details"]] == ["top_k"]
+
+
+def test_a_service_keeps_an_idle_connection_open_longer_than_its_clients_do(stack: Stack):
+    """A proxy's idle keep-alive connection must not be closed by the service first (uvicorn's
+    default: 5 s), or a request sent on it that instant fails with a 502. One raw connection to
+    chat: a request, 6 s idle, a second request on the same socket still answered."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(stack.config.url("chat"))
+    request = f"GET /health HTTP/1.1\r\nHost: {address.hostname}\r\n\r\n".encode()
+    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+        conn.sendall(request)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        conn.sendall(request)
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")

@@ -52,6 +52,14 @@ def prepare_metrics_dir(service: str, workers: int) -> Path | None:
     return folder
 
 
+# How long an idle keep-alive connection stays open: longer than its clients keep theirs
+# (Traefik's servers transport, 90 s by default; the internal client's aiohttp pool, 15 s), so
+# the client always closes first. With uvicorn's 5 s a proxy could send a request on a
+# connection the service was closing that instant: a 502 that no retry covers for a POST (3 in
+# ~2,000 answer streams of the burst bench).
+KEEP_ALIVE_S = 120
+
+
 def serve(factory: str, *, settings: str) -> None:
     """Run `factory` ("pkg.app:create_app") on the host and port of `settings`
     ("pkg.settings:Class"). The settings are imported only after the metrics folder is ready:
@@ -74,5 +82,6 @@ def serve(factory: str, *, settings: str) -> None:
         proxy_headers=False,
         # Past the drain (lectern_common.draining), which ends every answer stream by then.
         timeout_graceful_shutdown=int(shutdown_grace_s() + 10),
+        timeout_keep_alive=KEEP_ALIVE_S,
         lifespan="on",
     )
