@@ -132,9 +132,14 @@ def test_service_not_ready_fires_when_a_service_stops(prometheus: str, obs_stack
             return any(s["metric"]["job"] == "summary" for s in query(prometheus, expr)["result"])
 
         wait_until(firing, 20, interval_s=0.5)
-        # Prometheus itself holds the alert (pending until its `for` has passed).
-        alerts = query(prometheus, 'ALERTS{alertname="LecternServiceNotReady"}')["result"]
-        assert any(a["metric"]["job"] == "summary" for a in alerts)
+
+        # Prometheus itself holds the alert (pending until its `for` has passed), from its next
+        # rule evaluation on: not always the instant the expression turns true.
+        def held() -> bool:
+            alerts = query(prometheus, 'ALERTS{alertname="LecternServiceNotReady"}')["result"]
+            return any(a["metric"]["job"] == "summary" for a in alerts)
+
+        wait_until(held, 20, interval_s=0.5)
         # The services that call summary stay up; profile's readiness never names summary.
         assert all(s["metric"]["job"] == "summary" for s in query(prometheus, expr)["result"])
     finally:
