@@ -9,11 +9,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lectern_dev.harness.database import create_database, drop_database
 from lectern_dev.harness.pgbouncer import PgBouncer
-from lectern_dev.harness.services import routed
+from lectern_dev.harness.services import gateway_client, routed
 from lectern_dev.stack import Ports, Stack, StackConfig
 
 
@@ -71,3 +72,12 @@ def stack(
         yield routed(stack)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Stack) -> Iterator[httpx.Client]:
+    """This folder's own: the root conftest's session `gateway` keeps the stack it was first
+    made with, so after another folder's tests the pooled tests would have asked the main
+    stack (they passed alone and failed in the whole suite)."""
+    with gateway_client(stack) as client:
+        yield client
