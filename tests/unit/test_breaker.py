@@ -78,3 +78,40 @@ async def test_the_client_fails_fast_while_open_then_probes():
         assert client.breaker.state is State.OPEN
     finally:
         await client.aclose()
+
+
+def test_a_call_its_caller_cancelled_does_not_count_but_frees_the_probe():
+    clock = Clock()
+    breaker = CircuitBreaker("profile", failures=2, cooldown_s=10, clock=clock)
+    for _ in range(5):
+        breaker.abandoned()  # cancelled by the caller: the dependency did nothing wrong
+    assert breaker.state is State.CLOSED and breaker.failures == 0
+    breaker.failed()
+    breaker.failed()
+    clock.now += 10
+    assert breaker.allow() and breaker.state is State.HALF_OPEN
+    breaker.abandoned()  # the probe was cancelled: another call may probe at once
+    assert breaker.allow() and breaker.state is State.HALF_OPEN
+
+
+async def test_cancelled_calls_never_open_the_breaker_on_a_healthy_service():
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # answers nothing before the caller gives up
+        writer.close()
+
+    server = await asyncio.start_server(slow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = InternalClient(
+        name="profile", base_url=f"http://127.0.0.1:{port}", token="t" * 32, retries=0
+    )
+    try:
+        for _ in range(8):
+            call = asyncio.ensure_future(client.get("/internal/profiles/u1"))
+            await asyncio.sleep(0.05)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        assert client.breaker.state is State.CLOSED
+    finally:
+        await client.aclose()
+        server.close()

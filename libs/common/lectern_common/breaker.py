@@ -53,6 +53,13 @@ class CircuitBreaker:
             log.info("breaker.closed", dependency=self.name)
         self.state, self.failures = State.CLOSED, 0
 
+    def abandoned(self) -> None:
+        """The caller gave up on its call (cancelled it): that says nothing about the
+        dependency, but a half-open probe must not stay in flight for ever, so the next call
+        may probe again."""
+        if self.state is State.HALF_OPEN:
+            self.state = State.OPEN  # its cool-down has passed: the next allow() probes
+
     def failed(self) -> None:
         self.failures += 1
         if self.state is State.HALF_OPEN or (

@@ -119,7 +119,7 @@ class InternalClient:
             raise ServiceUnavailable(
                 self.name, "circuit_open", retry_after_s=self.breaker.retry_after_s()
             )
-        ok = False
+        ok = abandoned = False
         try:
             reply = await self._request(
                 method,
@@ -133,11 +133,17 @@ class InternalClient:
             )
             ok = reply.status_code not in BREAKER_STATUSES
             return reply
+        except asyncio.CancelledError:
+            # The caller gave up (a reader left; chat drops the profile fetch of an answer
+            # that needs none): not the dependency's failure. Counted as one, five cancelled
+            # fetches in a row opened the breaker on a healthy service.
+            abandoned = True
+            raise
         finally:
-            # A call given up on (the caller cancelled it) counts as a failure too: it may be a
-            # half-open probe, which must not stay in flight for ever.
             if ok:
                 self.breaker.succeeded()
+            elif abandoned:
+                self.breaker.abandoned()
             else:
                 self.breaker.failed()
 
