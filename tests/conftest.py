@@ -76,6 +76,9 @@ def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., S
             "RATE_AUTH_BURST": "1000",
             "RATE_SIGN_PER_MIN": "6000",
             "RATE_SIGN_BURST": "1000",
+            # A session keeps ~20 stacks of 4-5 services open on one PostgreSQL (100
+            # connections): a burst's connections must not stay behind for minutes.
+            "DATABASE_POOL_IDLE_S": "3",
             **overrides.get("extra_env", {}),
         }
         database = asyncio.run(create_database(admin)) if admin else None

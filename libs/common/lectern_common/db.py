@@ -42,7 +42,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, schema: str, pooled: bool, min_size: int = 1, max_size: int = 10
+    dsn: str,
+    *,
+    schema: str,
+    pooled: bool,
+    min_size: int = 1,
+    max_size: int = 10,
+    idle_s: float = 60.0,
 ) -> asyncpg.Pool:
     """The service's pool. `pooled`: `dsn` goes through a transaction-mode pooler, where a named
     prepared statement may be missing (or another client's) on the next server connection."""
@@ -51,6 +57,9 @@ async def create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        # A connection opened for a burst is closed after this long unused, so a quiet service
+        # holds min_size, not the burst's peak, of the server's (or pooler's) connections.
+        max_inactive_connection_lifetime=idle_s,
         init=_init_connection,
         command_timeout=30,
         # Unnamed statements only: PgBouncer before 1.21 (Debian's 1.18) cannot track names.

@@ -42,6 +42,8 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
     database_pool_min: int = Field(1, validation_alias="DATABASE_POOL_MIN")
     database_pool_max: int = Field(10, validation_alias="DATABASE_POOL_MAX")
+    # Seconds an unused pool connection stays open (asyncpg's default: 300).
+    database_pool_idle_s: float = Field(60.0, gt=0, validation_alias="DATABASE_POOL_IDLE_S")
     # DATABASE_URL goes through PgBouncer in transaction mode (Neon's pooled URL): no named
     # prepared statements then. Unset: true exactly for a Neon `-pooler` host (docs/deploy.md).
     database_pooled: bool | None = Field(None, validation_alias="DATABASE_POOLED")

@@ -36,6 +36,7 @@ async def open_postgres(
         pooled=settings.database_is_pooled,
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
+        idle_s=settings.database_pool_idle_s,
     )
     try:
         await db.migrate(pool, schema=schema, folder=migrations)
