@@ -54,6 +54,7 @@ FIELDS: dict[type[BaseModel], set[str]] = {
         "answer_depth",
         "goals",
         "segment",
+        "language",  # optional (a default), so an older profile service still answers validly
         "updated_at",
     },
     contracts.ConversationsDeleted: {"deleted"},
