@@ -147,7 +147,12 @@ def _without(model: type[contracts.Contract], field: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("model", "field"),
-    [(model, field) for model in REPLIES for field in FIELDS[model]],
+    [
+        (model, field)
+        for model in REPLIES
+        for field in sorted(FIELDS[model])
+        if model.model_fields[field].is_required()  # optional ones have a default on purpose
+    ],
     ids=lambda value: value if isinstance(value, str) else value.__name__,
 )
 def test_a_reply_missing_a_field_does_not_parse(model: type[contracts.Contract], field: str):
