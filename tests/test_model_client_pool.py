@@ -63,7 +63,9 @@ async def test_a_burst_of_streams_is_open_at_once() -> None:
     app = Starlette(routes=[Route("/{path:path}", stream, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", backlog=1024)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", backlog=1024, log_config=None
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)

@@ -112,6 +112,24 @@ def test_stdlib_records_become_json_lines_of_the_service(
     assert event["service"] == "test"
 
 
+def test_uvicorns_own_logging_config_does_not_keep_its_lines_out_of_ours(
+    json_log: LogOne, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An in-process uvicorn.Config (a test's server, a bench) applies uvicorn's LOGGING_CONFIG:
+    its loggers get their own plain-text handler and stop propagating. The service's logging
+    set-up takes them back (CI once failed on this order of tests)."""
+    import logging.config
+
+    import uvicorn.config
+
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    json_log()
+    logging.getLogger("uvicorn.error").warning("started again")
+    event = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert event["event"] == "started again"
+    assert event["service"] == "test"
+
+
 def test_the_model_clients_per_call_info_lines_are_off() -> None:
     """google-genai and httpx2 log two INFO lines per model call; a burst of answers would
     spend CPU writing them. Warnings still come through."""

@@ -83,6 +83,13 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool | None = 
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # uvicorn's own logging config (if anything in this process ever applied it) gives its
+    # loggers their own handlers and stops them propagating: take them back, so every line
+    # is one JSON line of this service.
+    for name in ("uvicorn", "uvicorn.error"):
+        own = logging.getLogger(name)
+        own.handlers = []
+        own.propagate = True
     # uvicorn's access log duplicates our own request log line.
     logging.getLogger("uvicorn.access").disabled = True
     # Two lines per model call at INFO ("HTTP Request: POST ...", "AFC is enabled ...") that
