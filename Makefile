@@ -18,8 +18,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
 
+# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the CI machines) every
+# process would otherwise compile all it imports, ~4 s of CPU per service start instead of ~2.
 .venv/.installed: $(UV) uv.lock pyproject.toml */*/pyproject.toml
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
+	.venv/bin/python -m compileall -q -j 0 libs services tools > /dev/null
 	@touch $@
 
 services/auth/node_modules/.installed: services/auth/package-lock.json

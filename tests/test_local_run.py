@@ -172,20 +172,42 @@ def supervisor_events(data_dir: Path, process: str, event: str) -> list[dict]:
     return [e for e in lines if e["process"] == process and e["event"] == event]
 
 
-# The issue asks for a killed service to be back within 10 s. The supervisor's part (seeing the
+# A killed service is back within 10 s (the issue's figure). The supervisor's part (seeing the
 # exit, starting the process again) is asserted to take under 3 s; the rest is the new Python
-# process starting, which takes about 4 s of CPU and, on the shared 2-core machine under the
-# other engineers' test load (load average 12-17), took over 20 s of wall time.
-BACK_WITHIN_S = float(os.environ.get("LECTERN_TEST_RESTART_BUDGET_S", "60"))
+# process importing and starting (about 2 s of CPU with compiled bytecode, see the Makefile's
+# install). On a machine shared with other load, LECTERN_TEST_RESTART_BUDGET_S gives it more.
+BACK_WITHIN_S = float(os.environ.get("LECTERN_TEST_RESTART_BUDGET_S", "10"))
+
+
+def status_state(run: LocalRun, service: str) -> str | None:
+    """The service's state on the status page's figures (None if the page did not answer)."""
+    try:
+        response = httpx.get(run.gateway + "/status/api", timeout=2)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    rows = {row["name"]: row for row in response.json()["parts"]}
+    return rows[service]["state"]
 
 
 def test_a_killed_or_hung_service_is_restarted_by_lectern_run(tmp_path: Path, run_env: dict):
     data_dir = tmp_path / "lectern"
     run = LocalRun(data_dir, run_env)
     try:
+        # The page is being looked at (it polls every second then), and shows chat up.
+        wait_until(lambda: status_state(run, "chat") == "up", 15, interval_s=0.2)
         killed, killed_at = pid_of(data_dir, "lectern_chat"), time.time()
         os.kill(killed, signal.SIGKILL)
-        back_within(run, "/api/chat/health", BACK_WITHIN_S)
+        seen: set[str | None] = set()
+
+        def chat_back() -> bool:
+            seen.add(status_state(run, "chat"))
+            return "down" in seen and answers_200(run.gateway + "/api/chat/health")
+
+        start = time.monotonic()
+        wait_until(chat_back, BACK_WITHIN_S, interval_s=0.1, message=f"chat: {seen}")
+        print(f"chat back {time.monotonic() - start:.1f} s after SIGKILL; /status showed {seen}")
         assert pid_of(data_dir, "lectern_chat") != killed
         restarted = supervisor_events(data_dir, "chat", "restarted")
         assert restarted and restarted[0]["ts"] - killed_at < 3, restarted
