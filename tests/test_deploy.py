@@ -108,6 +108,10 @@ def test_depends_on_waits_for_health():
 def test_every_routed_service_exists_in_compose():
     gateway_env = COMPOSE["services"]["gateway"]["environment"]
     referenced = set(re.findall(r'env "([A-Z_]+)"', DYNAMIC))
+    # The Python services' servers come from one loop: <NAME>_URLS if set, else <NAME>_URL.
+    looped = re.search(r'range \$name := list ((?:"[a-z]+" ?)+)', DYNAMIC)
+    assert looped, "the services' loop in gateway/dynamic.yml"
+    referenced |= {f"{name.upper()}_URL" for name in re.findall(r'"([a-z]+)"', looped.group(1))}
     urls = {name for name in referenced if name.endswith("_URL")}
     assert urls == {"CHAT_URL", "RETRIEVAL_URL", "PROFILE_URL", "SUMMARY_URL", "AUTH_URL"}
     for name in urls:

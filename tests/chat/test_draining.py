@@ -1,6 +1,8 @@
 """SIGTERM during an answer: the chat process turns draining (/ready 503, new answers refused),
 lets the open answer finish within its grace period, or ends it with a retryable `error` after
-storing what was produced, then exits; no stream is cut without an event."""
+storing what was produced, then exits; no stream is cut without an event. A gateway balancing
+over several replicas takes the draining one out (its health check), so new questions go to
+the others and none is refused."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lectern_dev.harness.chat import Answer, settled_answer
+from lectern_dev.harness.chat import Answer, ask, settled_answer
+from lectern_dev.harness.gateways import start_gateway
 from lectern_dev.harness.replicas import Replica, start_replica
 from lectern_dev.harness.sse import parse
 from lectern_dev.stack import Stack
@@ -99,3 +102,52 @@ def test_an_answer_longer_than_the_grace_ends_with_a_retryable_error_and_is_stor
     stored = settled_answer(gateway, answer, answer.guest)
     assert stored["status"] == "interrupted"
     assert stored["content"].startswith(answer.text[:20]) and len(stored["content"]) > 0
+
+
+def test_a_gateway_over_two_replicas_takes_the_draining_one_out(
+    stack: Stack, book: dict, fake: httpx.Client, gateway: httpx.Client
+):
+    """Two chat replicas behind a gateway (CHAT_URLS): one gets SIGTERM while it streams an
+    answer. That answer completes; from ~2 s after the signal (the 1 s health check and its
+    1 s timeout) every new question through the gateway is answered by the other replica, to
+    its end, while the first still drains. Without the check, half would reach the draining
+    replica and be refused (503) or find it gone (502)."""
+    notice_s, grace_s = 6.0, 10.0
+    env = {"SHUTDOWN_GRACE_S": str(grace_s), "DRAIN_NOTICE_S": str(notice_s)}
+    draining = start_replica(stack, "chat", "chat-lb-a", env=env)
+    other = start_replica(stack, "chat", "chat-lb-b", env=env)
+    balancer = start_gateway(stack, "gateway-lb", env={"CHAT_URLS": f"{draining.url},{other.url}"})
+    try:
+        slow_reply(fake, words=40, interval_ms=100)  # about 4 s of tokens
+        with httpx.Client(base_url=balancer.url, timeout=30) as through:
+            # Both replicas in the rotation first (each answers in turn).
+            for _ in range(4):
+                assert through.get("/api/chat/ready").status_code == 200
+            with (
+                draining.client(timeout=60) as direct,
+                direct.stream("POST", "/api/chat/stream", json={"message": QUESTION}) as response,
+            ):
+                events = parse(response.iter_lines())
+                for event in events:
+                    if event.event == "token":
+                        break
+                draining.process.popen.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                time.sleep(2.5)
+                fake.post(
+                    "/_fake/config", json={"default_reply": "Short [1].", "token_interval_ms": 0}
+                )
+                asked = [ask(through, {"message": QUESTION}) for _ in range(6)]
+                asked_within = time.monotonic() - signalled
+                last = None
+                for event in events:
+                    last = event
+            assert asked_within < notice_s, "the questions must be asked while it still drains"
+            assert [a.status for a in asked] == [200] * 6, [a.body for a in asked]
+            assert all(a.last.event == "done" for a in asked), [a.last for a in asked]
+            assert last is not None and last.event == "done", last
+        draining.process.popen.wait(60)
+    finally:
+        balancer.stop()
+        other.stop()
+        draining.stop()

@@ -1,4 +1,5 @@
-"""/health (alive), /ready (each dependency checked, with latency) and /metrics (Prometheus,
+"""/health (alive), /ready (each dependency checked, with latency), /accepting (not draining:
+the gateway's health check of each replica) and /metrics (Prometheus,
 after the same checks: lectern_dependency_up and lectern_dependency_check_seconds).
 
 /ready is public (the gateway routes /api/<service>/ready): its body names each dependency,
@@ -73,6 +74,11 @@ def _registry() -> CollectorRegistry:
     return DEFAULT_REGISTRY
 
 
+def _draining(request: Request) -> bool:
+    drain = getattr(request.app.state, "drain", None)
+    return drain is not None and bool(drain.draining)
+
+
 def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -80,10 +86,19 @@ def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]
     async def health() -> dict:
         return {"status": "ok", "service": service}
 
+    @router.get("/accepting")
+    async def accepting(request: Request) -> ORJSONResponse:
+        """Whether this replica takes new requests: what the gateway's health check asks of
+        each replica it balances over. No dependency is checked: they are shared by every
+        replica, so a store that is down must not take all of them out (their own answers
+        say what is degraded); only a draining replica is taken out."""
+        if _draining(request):
+            return ORJSONResponse({"status": "draining", "service": service}, status_code=503)
+        return ORJSONResponse({"status": "accepting", "service": service})
+
     @router.get("/ready")
     async def ready(request: Request) -> ORJSONResponse:
-        drain = getattr(request.app.state, "drain", None)
-        if drain is not None and drain.draining:  # shutting down: take this one out
+        if _draining(request):  # shutting down: take this one out
             return ORJSONResponse({"status": "draining", "service": service}, status_code=503)
         named = checks(request)
         results = await asyncio.gather(*(_run_check(service, n, c) for n, c in named.items()))

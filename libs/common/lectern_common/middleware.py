@@ -26,6 +26,7 @@ log = structlog.get_logger()
 OPEN_PATHS = (
     "/health",
     "/ready",
+    "/accepting",
     "/metrics",
     "/docs",
     "/redoc",
@@ -42,7 +43,7 @@ _STRIPPED = frozenset({b"x-internal-token", b"x-user-id", b"x-rate-key"})
 # Logged only when they fail: probes, and the gateway's forwardAuth call made for every request
 # (Traefik's access log and the routed service already log that request). /ready stays logged
 # (tests/security read an open path's log line there), also the status page's polls of it.
-QUIET_PATHS = {"/health", "/metrics", "/internal/auth/verify", "/status/api"}
+QUIET_PATHS = {"/health", "/accepting", "/metrics", "/internal/auth/verify", "/status/api"}
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 

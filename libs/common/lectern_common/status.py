@@ -35,7 +35,7 @@ FAST_S, SLOW_S = 1.0, 10.0
 VIEWED_FOR_S = 60.0
 HISTORY_S = 300.0
 WINDOW_S = 60.0
-PROBES = frozenset({"/health", "/ready", "/metrics", "unmatched"})
+PROBES = frozenset({"/health", "/ready", "/accepting", "/metrics", "unmatched"})
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

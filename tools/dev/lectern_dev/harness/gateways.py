@@ -21,14 +21,15 @@ class Gateway:
         self.process.stop()
 
 
-def start_gateway(stack: Stack, name: str) -> Gateway:
-    """Start Traefik as `name` with the stack's gateway environment; returned once it routes."""
+def start_gateway(stack: Stack, name: str, env: dict[str, str] | None = None) -> Gateway:
+    """Start Traefik as `name` with the stack's gateway environment plus `env` (e.g.
+    `CHAT_URLS`: the replicas it balances over); returned once it routes."""
     web, admin = free_port(), free_port()
     traefik = shutil.which("traefik", path=str(Path(sys.executable).parent)) or "traefik"
     process = Process(
         name,
         [traefik, f"--configFile={stack.traefik_static(name, web, admin)}"],
-        env=stack.gateway_env(),
+        env={**stack.gateway_env(), **(env or {})},
         log=stack.logs / f"{name}.log",
     )
     url = f"http://127.0.0.1:{web}"
