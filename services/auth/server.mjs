@@ -58,8 +58,13 @@ function loadConfig(env = process.env) {
   if (!Number.isInteger(jwtTtl) || jwtTtl < 1 || jwtTtl > 3600) {
     throw new Error("AUTH_JWT_TTL_S must be an integer between 1 and 3600");
   }
+  const rateLimit = (env.AUTH_RATE_LIMIT ?? (production ? "on" : "off")).trim().toLowerCase();
+  if (!["on", "off"].includes(rateLimit)) {
+    throw new Error("AUTH_RATE_LIMIT must be on or off");
+  }
   return {
     production,
+    rateLimit: rateLimit === "on",
     secret,
     baseURL,
     trustedOrigins: [...new Set([baseURL, ...origins])],
@@ -181,7 +186,8 @@ function createAuth(config, pool) {
     emailAndPassword: { enabled: true, minPasswordLength: 8, maxPasswordLength: 128 },
     session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },
     // Shared across replicas through Postgres; the gateway limits /api/auth/* per address too.
-    rateLimit: { enabled: config.production, storage: "database" },
+    // On in production (AUTH_RATE_LIMIT=on|off overrides, e.g. for its test).
+    rateLimit: { enabled: config.rateLimit, storage: "database" },
     advanced: { ipAddress: { ipAddressHeaders: ["x-forwarded-for"] } },
     hooks: { before: checkUserFields },
     plugins: [
@@ -263,7 +269,21 @@ async function serve(handle, req, res) {
     // Read here, so better-call takes the body from `req.body` instead of the spent stream.
     if (body.length) req.body = body.toString("utf8");
   }
+  withRetryAfter(res);
   await handle(req, res);
+}
+
+/** Better Auth's own 429 (its rate limiter) says when to come back only in X-Retry-After;
+ * every 429 of Lectern carries the standard Retry-After (seconds) as well. */
+function withRetryAfter(res) {
+  const writeHead = res.writeHead.bind(res);
+  res.writeHead = (status, ...rest) => {
+    if (status === 429 && !res.hasHeader("retry-after")) {
+      const seconds = Number.parseInt(String(res.getHeader("x-retry-after") ?? ""), 10);
+      res.setHeader("retry-after", String(Number.isInteger(seconds) && seconds > 0 ? seconds : 1));
+    }
+    return writeHead(status, ...rest);
+  };
 }
 
 function createServer(auth) {

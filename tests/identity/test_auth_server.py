@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 import jwt as pyjwt
 
+from lectern_dev import REPO_ROOT
 from lectern_dev.harness.readers import auth_request, new_reader, sign_in, sign_up
-from lectern_dev.stack import Stack
+from lectern_dev.harness.replicas import wait_for_http
+from lectern_dev.stack import Process, Stack, free_port
 
 
 def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(
@@ -60,3 +62,34 @@ def test_a_foreign_origin_cannot_sign_in(gateway: httpx.Client):
         gateway, reader.email, reader.password, headers={"origin": "https://evil.example"}
     )
     assert response.status_code == 403
+
+
+def test_better_auths_own_429_says_when_to_come_back(stack: Stack):
+    """Better Auth's rate limiter (on in production; AUTH_RATE_LIMIT=on here) refuses a fourth
+    sign-in from one address within 10 s. Its 429 names the wait only in X-Retry-After; ours
+    carries the standard Retry-After too, as every 429 of Lectern does."""
+    port = free_port()
+    auth = Process(
+        "auth-rate-limited",
+        ["node", str(REPO_ROOT / "services" / "auth" / "server.mjs")],
+        env={**stack.env_of("auth"), "AUTH_PORT": str(port), "AUTH_RATE_LIMIT": "on"},
+        log=stack.logs / "auth-rate-limited.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/api/auth/ok", auth, timeout_s=30)
+        headers = {"origin": stack.gateway_url, "x-forwarded-for": "203.0.113.77"}
+        body = {"email": "nobody-rate@example.com", "password": "not-the-password"}
+        codes, refused = [], None
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(8):
+                response = client.post("/api/auth/sign-in/email", json=body, headers=headers)
+                codes.append(response.status_code)
+                if response.status_code == 429:
+                    refused = response
+                    break
+        assert refused is not None, codes
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["retry-after"] == refused.headers["x-retry-after"]
+    finally:
+        auth.stop()
