@@ -53,6 +53,13 @@ async def chapter_version(
     state: SummaryState, request: Request, job: Job
 ) -> ChapterVersionOut | StreamingResponse:
     if wants_stream(request):
+        if state.draining:  # SIGTERM: this process starts no new stream
+            raise ApiError(
+                503,
+                "shutting_down",
+                "this server is restarting; ask again",
+                headers={"Retry-After": "1"},
+            )
         meta = {
             "chapter_id": job.chapter.id,
             "kind": job.kind.value,
@@ -65,6 +72,7 @@ async def chapter_version(
             meta,
             tasks=state.background,
             keepalive_s=state.settings.sse_keepalive_s,
+            stop=state.stopping,
         )
     outcome = await obtain(state.generator, job)
     return ChapterVersionOut(

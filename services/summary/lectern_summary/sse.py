@@ -39,8 +39,20 @@ def _error_data(exc: BaseException) -> dict:
     return {"code": "internal_error", "message": "internal error", "retryable": True}
 
 
+SHUTTING_DOWN = {
+    "code": "shutting_down",
+    "message": "this server is restarting; ask again",
+    "retryable": True,
+}
+
+
 async def _events(
-    generator: Generator, job: Job, meta: dict, tasks: BackgroundTasks, keepalive_s: float
+    generator: Generator,
+    job: Job,
+    meta: dict,
+    tasks: BackgroundTasks,
+    keepalive_s: float,
+    stop: asyncio.Event,
 ) -> AsyncIterator[bytes]:
     started = time.perf_counter()
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -49,26 +61,36 @@ async def _events(
     yield event_frame(n, "meta", meta)
     first_token_ms = None
     getter: asyncio.Future[str] | None = None
-    while True:
-        if getter is None:
-            getter = asyncio.ensure_future(queue.get())
-        waited: set[asyncio.Future[Any]] = {getter, task}
-        done, _ = await asyncio.wait(
-            waited, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if getter.done():
-            first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
-            n += 1
-            yield event_frame(n, "token", {"text": getter.result()})
-            getter = None
-        elif task.done():
-            if queue.empty():  # the generation ended and all it emitted has been sent
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            if getter is None:
+                getter = asyncio.ensure_future(queue.get())
+            waited: set[asyncio.Future[Any]] = {getter, task, stopped}
+            done, _ = await asyncio.wait(
+                waited, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter.done():
+                first_token_ms = first_token_ms or round((time.perf_counter() - started) * 1000)
+                n += 1
+                yield event_frame(n, "token", {"text": getter.result()})
+                getter = None
+            elif task.done():
+                if queue.empty():  # the generation ended and all it emitted has been sent
+                    getter.cancel()
+                    break
+            elif stopped.done():
+                # The service is shutting down and its grace is over: say so, retryably.
                 getter.cancel()
-                break
-        elif not done:
-            # While this request waits for another's generation nothing else is sent; a
-            # comment keeps proxies and the reader's idle timer from giving up.
-            yield KEEPALIVE
+                log.warning("summary.stream_stopped_at_shutdown", kind=str(job.kind))
+                yield event_frame(n + 1, "error", SHUTTING_DOWN)
+                return
+            elif not done:
+                # While this request waits for another's generation nothing else is sent; a
+                # comment keeps proxies and the reader's idle timer from giving up.
+                yield KEEPALIVE
+    finally:
+        stopped.cancel()
     if (exc := task.exception()) is not None:
         if not isinstance(exc, (LLMError, ApiError, *DEPENDENCY_ERRORS)):
             log.error("summary.stream_failed", error_type=type(exc).__name__)
@@ -98,6 +120,12 @@ async def _events(
 
 
 def stream_response(
-    generator: Generator, job: Job, meta: dict, *, tasks: BackgroundTasks, keepalive_s: float
+    generator: Generator,
+    job: Job,
+    meta: dict,
+    *,
+    tasks: BackgroundTasks,
+    keepalive_s: float,
+    stop: asyncio.Event,
 ) -> StreamingResponse:
-    return sse_response(_events(generator, job, meta, tasks, keepalive_s))
+    return sse_response(_events(generator, job, meta, tasks, keepalive_s, stop))

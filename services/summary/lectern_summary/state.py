@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 
 import asyncpg
 from redis.asyncio import Redis
@@ -26,6 +28,20 @@ class SummaryState:
     generator: Generator
     # Streamed generations, which outlive a reader who leaves.
     background: BackgroundTasks
+    # SIGTERM: no new stream starts (`draining`); at the grace's end the open ones are told to
+    # end (`stopping`).
+    draining: bool = False
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def drain(self, deadline: float) -> None:
+        """Let the running generations finish until `deadline` (their readers get them to
+        `done`), then end every stream still open with a retryable `error` (shutting_down)
+        instead of the server's shutdown cutting it without an event."""
+        self.draining = True
+        running = self.background.running("generate:")
+        if running:
+            await asyncio.wait(running, timeout=max(0.0, deadline - time.monotonic()))
+        self.stopping.set()
 
     def checks(self) -> dict[str, Check]:
         return dependency_checks(
