@@ -8,7 +8,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 
 from lectern_common import metrics
 from lectern_common.draining import Drain
@@ -74,9 +73,7 @@ def build_app(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )
     metrics.service_started(settings.service_name)
-    app = FastAPI(
-        title=title, version=version, lifespan=lifespan, default_response_class=ORJSONResponse
-    )
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings
     app.state.drain = drain
     install_error_handlers(app)

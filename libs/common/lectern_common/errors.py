@@ -9,13 +9,14 @@ import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lectern_common import metrics
 from lectern_common.context import current_request_id
+from lectern_common.responses import FastJSONResponse
 
 log = structlog.get_logger()
 
@@ -127,11 +128,11 @@ def error_response(
     *,
     details: Any = None,
     headers: dict[str, str] | None = None,
-) -> ORJSONResponse:
+) -> FastJSONResponse:
     if status in RETRY_STATUSES and not any(k.lower() == "retry-after" for k in headers or {}):
         # Every 429 (and 503) says when to come back, whichever code raised it.
         headers = {**(headers or {}), "Retry-After": DEFAULT_RETRY_AFTER_S}
-    return ORJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    return FastJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 RETRY_STATUSES = (429, 503)
@@ -157,20 +158,20 @@ def install_error_handlers(app: FastAPI) -> None:
     RequestContextMiddleware, where its request id is known."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_: Request, exc: ApiError) -> FastJSONResponse:
         return error_response(
             exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         details = _validation_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
             return error_response(400, "invalid_json", "request body is not valid JSON")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from lectern_common import metrics
+from lectern_common.responses import FastJSONResponse
 
 log = structlog.get_logger()
 
@@ -87,24 +87,24 @@ def health_router(*, service: str, checks: Callable[[Request], dict[str, Check]]
         return {"status": "ok", "service": service}
 
     @router.get("/accepting")
-    async def accepting(request: Request) -> ORJSONResponse:
+    async def accepting(request: Request) -> FastJSONResponse:
         """Whether this replica takes new requests: what the gateway's health check asks of
         each replica it balances over. No dependency is checked: they are shared by every
         replica, so a store that is down must not take all of them out (their own answers
         say what is degraded); only a draining replica is taken out."""
         if _draining(request):
-            return ORJSONResponse({"status": "draining", "service": service}, status_code=503)
-        return ORJSONResponse({"status": "accepting", "service": service})
+            return FastJSONResponse({"status": "draining", "service": service}, status_code=503)
+        return FastJSONResponse({"status": "accepting", "service": service})
 
     @router.get("/ready")
-    async def ready(request: Request) -> ORJSONResponse:
+    async def ready(request: Request) -> FastJSONResponse:
         if _draining(request):  # shutting down: take this one out
-            return ORJSONResponse({"status": "draining", "service": service}, status_code=503)
+            return FastJSONResponse({"status": "draining", "service": service}, status_code=503)
         named = checks(request)
         results = await asyncio.gather(*(_run_check(service, n, c) for n, c in named.items()))
         deps = dict(zip(named, results, strict=True))
         ok = all(r["ok"] for r in results)
-        return ORJSONResponse(
+        return FastJSONResponse(
             {"status": "ready" if ok else "not_ready", "service": service, "dependencies": deps},
             status_code=200 if ok else 503,
         )

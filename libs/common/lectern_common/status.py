@@ -22,10 +22,12 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, ORJSONResponse
+from fastapi.responses import FileResponse
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 from pydantic_settings import BaseSettings
+
+from lectern_common.responses import FastJSONResponse
 
 PAGE_DIR = Path(__file__).parent / "status_page"
 SERVICES = ("chat", "retrieval", "profile", "summary")
@@ -340,7 +342,7 @@ def status_router() -> APIRouter:
         return FileResponse(PAGE_DIR / "style.css", media_type="text/css", headers=headers)
 
     @router.get("/status/api")
-    async def figures(request: Request) -> ORJSONResponse:
-        return ORJSONResponse(board(request).snapshot(), headers={"cache-control": "no-store"})
+    async def figures(request: Request) -> FastJSONResponse:
+        return FastJSONResponse(board(request).snapshot(), headers={"cache-control": "no-store"})
 
     return router

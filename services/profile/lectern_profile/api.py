@@ -6,13 +6,13 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, Path, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from lectern_common.context import current_request_id
 from lectern_common.contracts import USER_ID_PATTERN, ReaderProfile
 from lectern_common.errors import NotFound, error_body
 from lectern_common.http import ServiceUnavailable
 from lectern_common.identity import Reader
+from lectern_common.responses import FastJSONResponse
 from lectern_profile import profiles, store
 from lectern_profile.schemas import ProfileDeleted, ProfileOptions, ProfileUpdate
 from lectern_profile.state import State
@@ -71,14 +71,14 @@ async def verify(
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     include_in_schema=False,
 )
-async def gateway_error(status: int) -> ORJSONResponse:
+async def gateway_error(status: int) -> FastJSONResponse:
     """The gateway's own answers in the error envelope: its catch-all route (404) and the
     errors middleware (a backend that cannot be reached) fetch their bodies here, with the
     method the client used (a DELETE to a path nobody routes is a 404 too, not a 405)."""
     if status not in GATEWAY_ERRORS:
         status = 404
     code, message = GATEWAY_ERRORS[status]
-    return ORJSONResponse(error_body(code, message), status_code=status)
+    return FastJSONResponse(error_body(code, message), status_code=status)
 
 
 @router.get("/api/profile/options")
