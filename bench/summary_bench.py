@@ -2,7 +2,12 @@
 started here with the fake Gemini (or a running one with --url), plus the same request made
 straight to the summary service to show the gateway's share.
 
-Run: `uv run --frozen python bench/summary_bench.py [--requests 1000] [--concurrency 1]`.
+Started here, it first sends `--cold` concurrent requests (default 100) for the chapter before
+anything is cached, and counts the model calls the fake received for them (the single flight:
+one).
+
+Run: `uv run --frozen python bench/summary_bench.py [--requests 1000] [--concurrency 1]
+[--cold 100]`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from lectern_dev.harness.books import BOOK_DIR, chapter_id_of, ingest
-from lectern_dev.harness.services import internal_headers
+from lectern_dev.harness.services import fake_gemini_client, internal_headers, model_calls
 from lectern_dev.stack import Ports, Stack, StackConfig
 
 SOURCE = "bench-summary"
@@ -89,12 +94,42 @@ async def measure(
     }
 
 
+async def cold_burst(stack: Stack, chapter_id: str, n: int) -> dict:
+    """`n` requests at once for a summary nobody asked for yet: how many model calls they made
+    (the fake's request log), how long the last waited, and whether all got the same text."""
+    path = f"/api/summary/chapters/{chapter_id}"
+    with fake_gemini_client(stack) as fake:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, limits=limits, timeout=120.0
+        ) as client:
+
+            async def one() -> tuple[float, httpx.Response]:
+                started = time.perf_counter()
+                response = await client.get(path)
+                return (time.perf_counter() - started) * 1000, response
+
+            answers = await asyncio.gather(*(one() for _ in range(n)))
+        calls = len(model_calls(fake))
+    latencies = sorted(ms for ms, _ in answers)
+    texts = {r.json()["summary"] for _, r in answers if r.status_code == 200}
+    return {
+        "requests": n,
+        "model_calls": calls,
+        "failures": sum(r.status_code != 200 for _, r in answers),
+        "distinct_texts": len(texts),
+        "p50_ms": round(latencies[len(latencies) // 2], 1),
+        "max_ms": round(latencies[-1], 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--url", help="gateway of a running stack (default: start one here)")
     parser.add_argument("--chapter-id", help="with --url: the chapter to summarise")
+    parser.add_argument("--cold", type=int, default=100, help="concurrent requests, nothing cached")
     args = parser.parse_args()
     if args.url:
         if not args.chapter_id:
@@ -104,8 +139,9 @@ def main() -> int:
         stack = start_stack(Path(tmp))
         try:
             chapter_id = ingest_one(stack)
+            cold = asyncio.run(cold_burst(stack, chapter_id, args.cold)) if args.cold else None
             direct = (stack.config.url("summary"), internal_headers(stack))
-            return report(args, stack.gateway_url, chapter_id, direct=direct)
+            return report(args, stack.gateway_url, chapter_id, direct=direct, cold=cold)
         finally:
             stack.stop()
 
@@ -115,12 +151,14 @@ def report(
     gateway: str,
     chapter_id: str,
     direct: tuple[str, dict[str, str]] | None,
+    cold: dict | None = None,
 ) -> int:
     path = f"/api/summary/chapters/{chapter_id}"
     first = httpx.get(f"{gateway}{path}", timeout=60.0)
     first.raise_for_status()  # generates (one model call) and stores the summary
     results = {
         "chapter_id": chapter_id,
+        "cold": cold,
         "gateway": asyncio.run(
             measure(gateway, path, requests=args.requests, concurrency=args.concurrency, headers={})
         ),
