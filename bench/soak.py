@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -556,13 +557,15 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--pause", type=float, nargs=2, default=[5.0, 15.0], metavar=("MIN", "MAX"))
     parser.add_argument("--ttft-ms", type=float, default=300.0)
-    parser.add_argument("--data-dir", type=Path, help="the stack's stores (a temp folder)")
+    parser.add_argument("--data-dir", type=Path, help="the stack's stores and logs, kept")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         serve_fake(args.serve_fake, args.ttft_ms)
         return 0
 
+    if args.duration < MARK_S + args.interval:
+        parser.error(f"--duration must pass the {MARK_S:.0f} s mark by a sample at least")
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="lectern-soak-"))
     fake_port = free_port()
@@ -589,6 +592,8 @@ def main() -> int:
             stack.stop()
         fake.terminate()
         fake.wait(10)
+        if args.data_dir is None:  # a temp folder of this run's stores and logs
+            shutil.rmtree(data_dir, ignore_errors=True)
     results = run["results"]
     errors = Counter(r["error"] for r in results if r["error"])
     firsts = [r["first_ms"] for r in results if r["first_ms"] is not None and not r["error"]]
