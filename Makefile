@@ -13,7 +13,7 @@ PGBOUNCER := /usr/sbin/pgbouncer
 PROMETHEUS := /usr/bin/prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser pgbouncer run test test-fast lint bench clean
+.PHONY: install browser pgbouncer run test test-fast lint bench soak clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -67,6 +67,9 @@ lint: install ## ruff (lint and format) and mypy on libs/ and services/
 
 bench: install ## a classroom's burst beside the shape's floor (both corpora; ~15 min)
 	$(UV) run --frozen python bench/burst_bench.py --data-dir $(CURDIR)/.lectern/bench $(BENCH_ARGS)
+
+soak: install ## a 10-minute soak: 200 readers asking in a loop, every process sampled (docs/reliability.md)
+	$(UV) run --frozen python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf .venv .tools .lectern services/auth/node_modules tests/ui/node_modules
