@@ -28,6 +28,7 @@ GATEWAY_ERRORS = {
     404: ("not_found", "no such route"),
     413: ("payload_too_large", "the request body is too large"),
     502: ("bad_gateway", "the service behind this route cannot be reached; try again"),
+    504: ("gateway_timeout", "the service behind this route did not answer in time; try again"),
 }
 
 
