@@ -236,7 +236,11 @@ async function follow(turn, firstStream, { signal, retry }) {
         if (applyEvent(turn, event, retry)) return;
       }
     } catch (error) {
-      if (signal.aborted || error instanceof ApiError || !turn.messageId) throw error;
+      // A resume the gateway could not serve yet (502, 503, 429) is tried again like a dropped
+      // connection; a refused question or any other answer is final.
+      const busy = error instanceof ApiError && (error.status === 429 || error.status >= 500);
+      const resumable = stream !== firstStream && busy;
+      if (signal.aborted || !turn.messageId || (error instanceof ApiError && !resumable)) throw error;
     }
     if (!turn.messageId || resumes >= RESUME_DELAYS_MS.length) {
       throw new Error("the connection closed before the answer was finished.");

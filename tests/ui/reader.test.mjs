@@ -284,6 +284,37 @@ async function run(browser) {
     return { resumed_after: resumed[0]["last-event-id"] };
   });
 
+  await check("a resume the gateway cannot serve yet (502) is tried again", async () => {
+    await fake("/_fake/config", { token_interval_ms: 120, words_per_chunk: 1 });
+    let refused = 0;
+    let served = 0;
+    await page.route("**/api/chat/messages/*/events", async (route) => {
+      if (refused === 0) {
+        refused += 1;
+        await route.fulfill({ status: 502, contentType: "application/json",
+          body: JSON.stringify({ error: { code: "bad_gateway", message: "try again" } }) });
+      } else {
+        served += 1;
+        await route.continue();
+      }
+    });
+    const before = await page.locator("#thread > li.turn").count();
+    await page.fill("#question", "How does a camera sensor work?");
+    await page.click("#ask-button");
+    await page.waitForFunction((n) => {
+      const answer = document.querySelectorAll("#thread > li.turn")[n]?.querySelector(".answer");
+      return answer && answer.textContent.length > 40;
+    }, before);
+    assert.ok(dropBrowserConnections(new URL(gatewayUrl).port) > 0, "the connection was cut");
+    const turn = lastTurn(page);
+    await turn.locator(".meta", { hasText: "Answered" }).waitFor({ timeout: 60000 });
+    await page.unroute("**/api/chat/messages/*/events");
+    await fake("/_fake/reset");
+    assert.equal(refused, 1);
+    assert.ok(served >= 1, "after the 502 the page asked again and got the rest");
+    return { refused, served };
+  });
+
   await check("feedback on an answer is stored", async () => {
     const first = page.locator("#thread > li.turn").first();
     await first.locator(".feedback button", { hasText: /^Helpful$/ }).click();
