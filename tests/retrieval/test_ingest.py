@@ -197,6 +197,32 @@ def test_folder_outside_allowed_roots_is_refused(
     assert chapter_ids(local_stack) == before
 
 
+# Found by tests/security/test_fuzz_routes.py: the operating system refuses these paths
+# (`embedded null byte`, ENAMETOOLONG) and both were a 500 after the root check.
+UNREADABLE_PATHS = {
+    "nul": "{root}/docs\u0000x",
+    "part over 255 bytes": "{root}/" + "a" * 256,
+    "part over 255 bytes in UTF-8": "{root}/" + "\u00e9" * 128,
+    "control character": "{root}/docs\u0007",
+}
+
+
+@pytest.mark.parametrize("path", UNREADABLE_PATHS.values(), ids=UNREADABLE_PATHS.keys())
+def test_a_path_the_system_cannot_open_is_a_422(
+    local_stack: Stack, ingest_root: Path, path: str
+) -> None:
+    response = httpx.post(
+        f"{local_stack.gateway_url}/api/admin/ingest-path",
+        json={"source": "unopenable", "path": path.format(root=ingest_root)},
+        headers=admin_headers(local_stack),
+        timeout=60,
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and error["request_id"]
+    assert [d["field"] for d in error["details"]] == ["path"]
+
+
 def test_symlink_out_of_the_root_is_refused(local_stack: Stack, ingest_root: Path) -> None:
     folder = ingest_root / "linky"
     folder.mkdir()

@@ -131,11 +131,32 @@ async def _run_ingest(
     return StreamingResponse(lines, media_type=NDJSON)
 
 
+# The upload is read by hand (`_read_upload`, with its own caps), so FastAPI cannot describe
+# it: this is its form, for clients and for the fuzzer (tests/security/test_fuzz_routes.py).
+UPLOAD_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["source", "files"],
+                "properties": {
+                    "source": {"type": "string", "maxLength": 40},
+                    "url_prefix": {"type": "string", "maxLength": 200},
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                },
+            }
+        }
+    },
+}
+
+
 @router.post(
     "/api/admin/ingest",
     response_model=IngestSummary,
     dependencies=[Admin],
     responses={200: {"content": {NDJSON: {}}}},
+    openapi_extra={"requestBody": UPLOAD_FORM},
 )
 async def admin_ingest(request: Request, state: State) -> dict | StreamingResponse:
     """Upload a whole source (multipart: `source`, `files` named by relative path, optional
