@@ -13,7 +13,7 @@ PGBOUNCER := /usr/sbin/pgbouncer
 PROMETHEUS := /usr/bin/prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install browser pgbouncer run test test-fast lint bench clean
+.PHONY: install browser pgbouncer run test test-fast test-faults lint bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
@@ -59,6 +59,9 @@ test: install browser pgbouncer ## the whole test suite against real PostgreSQL,
 
 test-fast: install ## the in-process tests alone (no stack; seconds)
 	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+test-faults: install ## the fault suite alone: kills, store restarts, a failing model, bad clients (~10 min)
+	$(UV) run --frozen pytest -m faults $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format) and mypy on libs/ and services/
 	$(UV) run --frozen ruff check .
