@@ -5,25 +5,21 @@ end `done` again within RECOVERY_WITHIN_S of the kill without a hand restart."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
-import urllib.parse
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from lectern_dev import REPO_ROOT
-from lectern_dev.harness.database import create_database, drop_database
 from lectern_dev.harness.polling import wait_until
 from lectern_dev.harness.readers import sign_in
 from lectern_dev.harness.replicas import answers_200
 from lectern_dev.harness.steady import SteadyLoad, check
 from tests.faults.conftest import (
     FIGURES_NAME,
-    GATEWAY_REDIS_DB,
     OPEN_LIMITS,
     Run,
     assert_still_there,
@@ -52,21 +48,13 @@ COMMANDS = {
 }
 
 
-def redis_url_with_db(url: str, db: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, redis_prefix: str) -> Iterator[Run]:
-    env = {**os.environ, **OPEN_LIMITS, "REDIS_PREFIX": redis_prefix + "faults-run:"}
-    admin = os.environ.get("DATABASE_URL")
-    database = asyncio.run(create_database(admin)) if admin else None
-    if database:
-        env["DATABASE_URL"] = database
-    if redis := os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = redis_url_with_db(redis, GATEWAY_REDIS_DB)
-    started = Run(tmp_path_factory.mktemp("faults") / "lectern", env)
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """`lectern run` on its embedded PostgreSQL and Redis, as `make run` without DATABASE_URL:
+    the shared server of this machine runs out of connections under the other test runs, and
+    a restarted service that cannot connect exits again."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    started = Run(tmp_path_factory.mktemp("faults") / "lectern", {**env, **OPEN_LIMITS})
     try:
         with httpx.Client(base_url=started.gateway, timeout=10) as client:
             # The sample book is ingested in the background once the run is up.
@@ -81,8 +69,6 @@ def run(tmp_path_factory: pytest.TempPathFactory, redis_prefix: str) -> Iterator
         yield started
     finally:
         output = started.interrupt()
-        if database:
-            asyncio.run(drop_database(admin, database))
     assert "lectern: stopped." in output
 
 

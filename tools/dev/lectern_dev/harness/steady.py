@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +57,7 @@ class Record:
     text: str = ""
     sources: list | None = None
     fallback: str | None = None
+    retryable: bool | None = None  # what the error event (or envelope) said
 
 
 @dataclass
@@ -162,6 +163,7 @@ class SteadyLoad:
                 if resp.status_code != 200:
                     resp.read()
                     record.last = f"http:{resp.status_code}:{error_code(resp)}"
+                    record.retryable = retryable(resp)
                     return record
                 record.last = "cut"
                 text: list[str] = []
@@ -197,6 +199,7 @@ class SteadyLoad:
             record.fallback = data.get("fallback")
         elif name == "error":
             record.last = f"error:{data.get('code')}"
+            record.retryable = data.get("retryable")
 
 
 def error_code(response: httpx.Response) -> str:
@@ -205,6 +208,15 @@ def error_code(response: httpx.Response) -> str:
         body = response.json()
         return str(body.get("error", {}).get("code") or body.get("code") or "-")
     return "-"
+
+
+def retryable(response: httpx.Response) -> bool | None:
+    """The envelope's `retryable`, else whether the status says to come back (429, 5xx)."""
+    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+        flag = response.json()["error"].get("retryable")
+        if flag is not None:
+            return bool(flag)
+    return response.status_code == 429 or response.status_code >= 500
 
 
 def unstored(gateway_url: str, records: Iterable[Record], workers: int = 4) -> list[str]:
@@ -249,12 +261,22 @@ def unstored(gateway_url: str, records: Iterable[Record], workers: int = 4) -> l
         return [p for p in found if p]
 
 
-def figures(records: list[Record], case: str, *, fault_end: float | None) -> Figures:
+def answered(record: Record) -> bool:
+    return record.last == "done"
+
+
+def figures(
+    records: list[Record],
+    case: str,
+    *,
+    fault_end: float | None,
+    recovered: Callable[[Record], bool] = answered,
+) -> Figures:
     errors = Counter(r.last for r in records if r.last != "done")
     fallbacks = Counter(r.fallback for r in records if r.last == "done" and r.fallback)
     recovery = None
     if fault_end is not None:
-        after = [r.end for r in records if r.last == "done" and r.start >= fault_end]
+        after = [r.end for r in records if recovered(r) and r.start >= fault_end]
         recovery = min(after) - fault_end if after else None
     return Figures(
         case=case,
@@ -288,13 +310,15 @@ def check(
     figures_file: Path | None = None,
     extra: dict[str, float | str] | None = None,
     normal_from: float | None = None,
+    recovered: Callable[[Record], bool] = answered,
 ) -> Figures:
     """The checks of every fault case, after its figures are reported (a failing case still
     shows what it measured): no request ran past its timeout, every `done` is stored whole with
     its sources, and (when `recovery_within_s` is given) an answer asked after the fault ended
-    `done` within that many seconds of it, and from `normal_from` on the stack serves normally
+    `done` (or `recovered`, e.g. from the model, not the fallback) within that many seconds of
+    it, and from `normal_from` on the stack serves normally
     (at least NORMAL_DONE_SHARE of the requests made end `done`)."""
-    found = figures(records, case, fault_end=fault_end)
+    found = figures(records, case, fault_end=fault_end, recovered=recovered)
     found.extra.update(extra or {})
     later = [r for r in records if normal_from is not None and r.start >= normal_from]
     if later:
