@@ -6,9 +6,12 @@ end `done` again within RECOVERY_WITHIN_S of the kill without a hand restart."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,12 +51,17 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run() -> Iterator[Run]:
     """`lectern run` on its embedded PostgreSQL and Redis, as `make run` without DATABASE_URL:
     the shared server of this machine runs out of connections under the other test runs, and
     a restarted service that cannot connect exits again."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    started = Run(tmp_path_factory.mktemp("faults") / "lectern", {**env, **OPEN_LIMITS})
+    # A folder of its own, readable on the way down: the embedded PostgreSQL runs as another
+    # user when the tests run as root, and pytest's base folder (shared by every pytest run of
+    # this machine's users) is private to root.
+    folder = Path(tempfile.mkdtemp(prefix="lectern-faults-run-"))
+    folder.chmod(0o755)
+    started = Run(folder / "lectern", {**env, **OPEN_LIMITS})
     try:
         with httpx.Client(base_url=started.gateway, timeout=10) as client:
             # The sample book is ingested in the background once the run is up.
@@ -68,6 +76,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield started
     finally:
         output = started.interrupt()
+        shutil.rmtree(folder, ignore_errors=True)
     assert "lectern: stopped." in output
 
 

@@ -9,8 +9,8 @@ While Redis is down the gateway's rate limits (buckets in that Redis, GATEWAY_RE
 probed on a route that does not itself need Redis (`GET /api/profile/options`): the figures
 line shows what the gateway answered there (`options_during_outage`). Measured: a bare 500 for
 every rate-limited route, this one included, until Redis is back: Traefik's Redis rate
-limiter fails closed and has no setting to fail open (what readers see is in the figures;
-making the gateway fail open would need a limiter of our own, not done here)."""
+limiter fails closed, and 3.7.15 has no setting to let requests through (the backoff proposed
+in traefik/traefik#12042 is not in it). Not fixed here; the figures show what readers get."""
 
 from __future__ import annotations
 
