@@ -21,6 +21,7 @@ from lectern_dev import REPO_ROOT
 from lectern_dev.harness.chat import ask, settled_answer
 from lectern_dev.harness.polling import wait_until
 from lectern_dev.harness.readers import Reader, new_reader
+from lectern_dev.harness.steady import REPORTED
 
 FAULTS_DIR = Path(__file__).parent
 # The gateway's budgets: the steady load is 20 readers from one address, asking in a loop.
@@ -46,6 +47,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if FAULTS_DIR in Path(item.fspath).parents:
             item.add_marker(pytest.mark.faults)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each case's figures line at the end of the run, where CI's log shows them (a passing
+    test's own output is captured)."""
+    if REPORTED:
+        terminalreporter.section("fault figures")
+        for line in REPORTED:
+            terminalreporter.write_line(line)
 
 
 class Run:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -35,6 +36,8 @@ QUESTIONS = (
 # Extra seconds a request may take past its client timeout before it counts as a hang (the
 # reader thread only looks at the clock between events).
 HANG_SLACK_S = 2.0
+# Every figures line of this process, for a summary at the end of the test run.
+REPORTED: list[str] = []
 # Once a fault is over, at least this share of the requests made must end `done`.
 NORMAL_DONE_SHARE = 0.9
 
@@ -291,12 +294,17 @@ def figures(
 
 def report(found: Figures, figures_file: Path | None) -> None:
     """Print the case's line (`pytest -s` shows it) and append it, with the figures as JSON, to
-    `figures_file` (one JSON object a line) so a CI run's figures can be collected."""
+    `figures_file` under the stack's data folder and to $LECTERN_FAULT_FIGURES when set (one
+    JSON object a line), so a CI run's figures can be collected after its stacks are gone."""
     print(found.line(), flush=True)
-    if figures_file is not None:
-        figures_file.parent.mkdir(parents=True, exist_ok=True)
-        with figures_file.open("a") as out:
-            out.write(json.dumps({**asdict(found), "line": found.line(), "at": time.time()}) + "\n")
+    REPORTED.append(found.line())
+    line = json.dumps({**asdict(found), "line": found.line(), "at": time.time()}) + "\n"
+    extra = os.environ.get("LECTERN_FAULT_FIGURES")
+    for path in [figures_file, Path(extra) if extra else None]:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as out:
+                out.write(line)
 
 
 def check(
