@@ -63,6 +63,9 @@ test-fast: install ## the in-process tests alone (no stack; seconds)
 test-fuzz: install ## every public route fuzzed from its OpenAPI description, through the gateway (~4 min)
 	$(UV) run --frozen pytest -m fuzz $(PYTEST_ARGS)
 
+test-faults: install ## the fault suite alone: kills, store restarts, a failing model, bad clients (~10 min)
+	$(UV) run --frozen pytest -m faults $(PYTEST_ARGS)
+
 lint: install ## ruff (lint and format) and mypy on libs/ and services/
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .

@@ -83,7 +83,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             keys,
             per_owner=settings.max_open_streams,
             per_address=settings.max_open_streams_per_address,
-            ttl_s=settings.stream_max_s,
+            ttl_s=settings.heartbeat_ttl_s,
         )
         pipeline = Pipeline(
             settings=settings,

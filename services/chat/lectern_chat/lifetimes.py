@@ -144,7 +144,7 @@ class Answers:
         message_id = job.turn.assistant_message_id
         out = Emitter(self.readers, self.events, message_id, flush_s=self.settings.replay_flush_s)
         outcome = Outcome(model=self.pipeline.model_name)
-        watchdog = asyncio.create_task(self._watch(asyncio.current_task(), message_id))
+        watchdog = asyncio.create_task(self._watch(asyncio.current_task(), message_id, slot))
         structlog.contextvars.bind_contextvars(message_id=str(message_id))
         # However slowly the model goes, an answer ends by stream_max_s: the sweeper relies on it.
         limit = asyncio.timeout(self.settings.stream_max_s)
@@ -187,9 +187,10 @@ class Answers:
             self.readers.drop(message_id)
             await self.slots.release(slot)
 
-    async def _watch(self, task: asyncio.Task | None, message_id: UUID) -> None:
-        """While the answer runs: beat its heartbeat every `heartbeat_s` (the first beat went
-        with its first event), and stop it once nobody listened for `detach_grace_s`."""
+    async def _watch(self, task: asyncio.Task | None, message_id: UUID, slot: Slot) -> None:
+        """While the answer runs: beat its heartbeat and renew its stream slot every
+        `heartbeat_s` (the first beat went with its first event), and stop it once nobody
+        listened for `detach_grace_s`."""
         alone_since: float | None = None
         beaten = time.monotonic()
         while task is not None:
@@ -198,6 +199,7 @@ class Answers:
                 beaten = time.monotonic()
                 try:
                     await self.events.beat(message_id)
+                    await self.slots.renew(slot)
                 except Exception as exc:  # Redis trouble must not kill a running answer
                     log.warning("chat.heartbeat_failed", error_type=type(exc).__name__)
             try:

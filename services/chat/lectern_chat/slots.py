@@ -53,8 +53,9 @@ class Slot:
 
 class StreamSlots:
     """At most `per_owner` open answers per owner and, for guests, `per_address` per client
-    address; an answer left behind by a dead worker lapses `ttl_s` after it began (no answer
-    runs longer)."""
+    address. A running answer renews its slot with its heartbeat; one left behind by a dead
+    worker lapses `ttl_s` after its last renewal (a lapse as long as the longest answer kept a
+    classroom behind one address refused for ten minutes after a chat worker was killed)."""
 
     def __init__(
         self, redis: Redis, keys: Keys, *, per_owner: int, per_address: int, ttl_s: int
@@ -78,6 +79,16 @@ class StreamSlots:
             log.info("chat.streams_capped", by="owner" if refused == 1 else "address")
             return None
         return Slot(keys, member)
+
+    async def renew(self, slot: Slot) -> None:
+        """Push the slot's lapse `ttl_s` further: the running answer's worker calls this with
+        each heartbeat, so only the slots of a dead worker lapse (within `ttl_s`)."""
+        lapses = time.time() + self.ttl_s
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in slot.keys:
+                pipe.zadd(key, {slot.member: lapses}, xx=True)
+                pipe.expire(key, self.ttl_s)
+            await pipe.execute()
 
     async def release(self, slot: Slot) -> None:
         try:
