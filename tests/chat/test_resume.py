@@ -4,6 +4,7 @@ and limits keep one reader from opening too many streams."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 import redis as redis_sync
 
 from lectern_dev.harness.chat import ask, resume, settled_answer
+from lectern_dev.harness.polling import wait_until
 from lectern_dev.harness.replicas import Replica, start_replica
 from lectern_dev.harness.sse import parse
 from lectern_dev.stack import Stack
@@ -190,3 +192,30 @@ def test_an_expired_replay_log_is_410(
     gone = resume(chat, answer.meta["message_id"], last_event_id=0, headers=answer.guest)
     assert gone.status == 410
     assert gone.body["error"]["code"] == "replay_expired"
+
+
+def test_a_finished_answers_log_is_kept_minutes_not_an_hour(
+    chat: httpx.Client, fake: httpx.Client, book: dict, chat_stack: Stack
+):
+    """While an answer runs its replay log lives CHAT_REPLAY_TTL_S (an hour); once it ended,
+    CHAT_REPLAY_DONE_TTL_S (120 s): a classroom's finished logs must not fill Redis."""
+    fake.post("/_fake/config", json={"token_interval_ms": 150, "words_per_chunk": 1})
+    client = redis_sync.Redis.from_url(chat_stack.redis_url)
+    try:
+        with chat.stream("POST", "/api/chat/stream", json={"message": QUESTION}) as response:
+            lines = response.iter_lines()
+            message_id = None
+            for line in lines:
+                if line.startswith("data:") and '"message_id"' in line:
+                    message_id = json.loads(line[5:])["message_id"]
+                if line == "event: token" and message_id:
+                    break
+            key = f"{chat_stack.config.redis_prefix}chat:events:{message_id}"
+            wait_until(lambda: client.exists(key), 10, interval_s=0.05)
+            running_ttl = client.ttl(key)
+            for _ in lines:  # to the end of the answer
+                pass
+        wait_until(lambda: 0 < client.ttl(key) <= 120, 10, interval_s=0.1)
+        assert running_ttl > 3000, running_ttl
+    finally:
+        client.close()

@@ -75,6 +75,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             redis,
             keys,
             ttl_s=settings.replay_ttl_s,
+            done_ttl_s=settings.replay_done_ttl_s,
             producer_ttl_s=settings.heartbeat_ttl_s,
             tasks=tasks,
         )

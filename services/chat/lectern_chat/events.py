@@ -139,10 +139,11 @@ class EventLog:
         keys: Keys,
         *,
         ttl_s: int,
+        done_ttl_s: int,
         producer_ttl_s: int,
         tasks: BackgroundTasks,
     ) -> None:
-        self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
+        self.redis, self.keys, self.ttl_s, self.done_ttl_s = redis, keys, ttl_s, done_ttl_s
         self.producer_ttl_s = producer_ttl_s
         # Holds the clean-ups scheduled from cancelled requests (they cannot await any more).
         self.tasks = tasks
@@ -158,9 +159,9 @@ class EventLog:
 
     async def append(self, message_id: UUID, events: list[Event]) -> None:
         """Append events in one round trip; the expiry is set by the first event of the
-        answer and renewed by the last one. The first also starts the producer's heartbeat
-        (before the log exists, so nobody who finds the log finds no heartbeat) and the last
-        ends it."""
+        answer (`ttl_s`) and shortened by the last one (`done_ttl_s`). The first also starts
+        the producer's heartbeat (before the log exists, so nobody who finds the log finds no
+        heartbeat) and the last ends it."""
         key = self._events_key(message_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             if events[0].id == 1:
@@ -169,10 +170,12 @@ class EventLog:
                 pipe.xadd(
                     key, {"event": event.name, "data": orjson.dumps(event.data)}, id=f"0-{event.id}"
                 )
-            if any(event.id == 1 or event.terminal for event in events):
-                pipe.expire(key, self.ttl_s)
             if events[-1].terminal:
+                pipe.expire(key, self.done_ttl_s)
+                pipe.expire(self._listeners_key(message_id), self.done_ttl_s)
                 pipe.delete(self._producer_key(message_id))
+            elif events[0].id == 1:
+                pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
     async def beat(self, message_id: UUID) -> None:

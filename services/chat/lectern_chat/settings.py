@@ -30,8 +30,13 @@ class ChatSettings(UpstreamSettings):
     history_chars: int = 2000
     snippet_chars: int = 300
 
-    # Replay log of each answer's events in Redis (for Last-Event-ID resume).
+    # Replay log of each answer's events in Redis (for Last-Event-ID resume), kept while the
+    # answer runs, and `replay_done_ttl_s` once it ended: a resume after the end is a connection
+    # that dropped at the last moment (the page retries within seconds), and the stored answer
+    # is the record after that. An hour of finished logs at a classroom's rate (~5 kB each)
+    # would be hundreds of MB of a free-tier Redis (docs/reliability.md, "Soak").
     replay_ttl_s: int = 3600
+    replay_done_ttl_s: int = Field(120, ge=10)
     # The log is written behind the live stream, at most this often (the first and the last
     # event at once): one Redis round trip per model chunk cost ~11% of the chat's CPU.
     replay_flush_s: float = Field(0.2, ge=0.0, le=2.0)
