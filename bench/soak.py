@@ -195,6 +195,15 @@ def status_kb(pid: int, field: str) -> int:
     return 0  # a kernel thread or a zombie
 
 
+def pss_kb(pid: int) -> int:
+    """The process's proportional set size: its private pages plus its share of the shared
+    ones (PostgreSQL's shared buffers counted once over all backends, not once per backend)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def group_members(groups: dict[str, int], postmaster: int) -> dict[str, list[int]]:
     """The pids of each named process group, and PostgreSQL's (the postmaster and its
     children: the backends and its own workers)."""
@@ -211,15 +220,21 @@ def group_members(groups: dict[str, int], postmaster: int) -> dict[str, list[int
 def sample_processes(groups: dict[str, int], postmaster: int) -> dict[str, dict]:
     out = {}
     for name, pids in group_members(groups, postmaster).items():
-        rss_kb = fds = alive = 0
+        rss_kb = pss = fds = alive = 0
         for pid in pids:
             try:
                 rss_kb += status_kb(pid, "VmRSS:")
+                pss += pss_kb(pid)
                 fds += len(os.listdir(f"/proc/{pid}/fd"))
                 alive += 1
             except OSError:  # gone meanwhile (a backend closed)
                 continue
-        out[name] = {"rss_mb": round(rss_kb / 1024, 1), "fds": fds, "procs": alive}
+        out[name] = {
+            "rss_mb": round(rss_kb / 1024, 1),
+            "pss_mb": round(pss / 1024, 1),
+            "fds": fds,
+            "procs": alive,
+        }
     return out
 
 
@@ -332,6 +347,13 @@ def growth_pct(before: float, after: float) -> float | None:
     return round(100 * (after - before) / before, 1)
 
 
+def memory_figure(process: str) -> str:
+    """RSS for every process but PostgreSQL's: its figure is a sum over 20-30 backends that
+    come and go, and each backend's RSS counts every shared buffer it touched, so the RSS sum
+    moves with how many backends exist and what they read; PSS counts shared pages once."""
+    return "pss_mb" if process == "postgres" else "rss_mb"
+
+
 def verdict(samples: list[dict], errors: int) -> dict:
     """Each process's figures at the 2-minute mark (the first sample at or past it) and at the
     last sample, and their growth; a pass if none grew more than 5% and nothing failed."""
@@ -340,7 +362,7 @@ def verdict(samples: list[dict], errors: int) -> dict:
     rows = []
     for name in last["processes"]:
         row: dict = {"process": name}
-        for figure in ("rss_mb", "fds", "db_connections"):
+        for figure in (memory_figure(name), "fds", "db_connections"):
             before, after = mark["processes"][name][figure], last["processes"][name][figure]
             after_mark = [s["processes"][name][figure] for s in samples if s["t_s"] >= mark["t_s"]]
             # Diagnostics, not the pass mark: fds and connections include the questions open
@@ -358,7 +380,7 @@ def verdict(samples: list[dict], errors: int) -> dict:
             }
         row["pass"] = all(
             (g := row[f]["growth_pct"]) is not None and g <= GROWTH_LIMIT_PCT
-            for f in ("rss_mb", "fds", "db_connections")
+            for f in (memory_figure(name), "fds", "db_connections")
         )
         rows.append(row)
     return {
@@ -391,11 +413,13 @@ def print_verdict(report: dict) -> None:
         f"growth from t={v['mark_t_s']:.0f}s to t={v['end_t_s']:.0f}s (questions open then: "
         f"{v['open_questions']['at_mark']} and {v['open_questions']['end']}):"
     )
-    print(f"{'process':<12}{'RSS MB':>22}{'fds':>22}{'db conns':>20}{'fds, minute means':>26}")
+    print(
+        f"{'process':<12}{'MB (PSS: pg)':>22}{'fds':>22}{'db conns':>20}{'fds, minute means':>26}"
+    )
     for r in v["rows"]:
         cells = [
             f"{f['at_mark']} -> {f['end']} ({pct_text(f['growth_pct'])})"
-            for f in (r["rss_mb"], r["fds"], r["db_connections"])
+            for f in (r[memory_figure(r["process"])], r["fds"], r["db_connections"])
         ]
         fds = r["fds"]
         means = (
@@ -415,10 +439,13 @@ def print_verdict(report: dict) -> None:
 def write_csv(out: Path, samples: list[dict]) -> None:
     with (out / "soak.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["t_s", "process", "rss_mb", "fds", "procs", "cpu_pct", "db_connections"])
+        w.writerow(
+            ["t_s", "process", "rss_mb", "pss_mb", "fds", "procs", "cpu_pct", "db_connections"]
+        )
         for s in samples:
             for name, p in s["processes"].items():
-                figures = [p[k] for k in ("rss_mb", "fds", "procs", "cpu_pct", "db_connections")]
+                names = ("rss_mb", "pss_mb", "fds", "procs", "cpu_pct", "db_connections")
+                figures = [p[k] for k in names]
                 w.writerow([s["t_s"], name, *figures])
     with (out / "soak-windows.csv").open("w", newline="") as f:
         w = csv.writer(f)
