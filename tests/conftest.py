@@ -77,8 +77,9 @@ def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., S
             "RATE_SIGN_PER_MIN": "6000",
             "RATE_SIGN_BURST": "1000",
             # A session keeps ~20 stacks of 4-5 services open on one PostgreSQL (100
-            # connections): a burst's connections must not stay behind for minutes.
-            "DATABASE_POOL_IDLE_S": "3",
+            # connections), and each stack's status boards poll every service's checks every
+            # 10 s: a burst's or a poll's connection must not stay behind (CI ran out at 3 s).
+            "DATABASE_POOL_IDLE_S": "1",
             **overrides.get("extra_env", {}),
         }
         database = asyncio.run(create_database(admin)) if admin else None

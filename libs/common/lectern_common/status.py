@@ -154,6 +154,13 @@ def window_figures(samples: deque[Sample]) -> dict:
     }
 
 
+async def _get(client: httpx.AsyncClient, url: str) -> httpx.Response | Exception:
+    try:
+        return await client.get(url)
+    except Exception as exc:  # a failed poll is shown, not raised
+        return exc
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -228,9 +235,13 @@ class StatusBoard:
         if not await self._probe(client, part, f"{base}/health"):
             part.dependencies = {}
             return
-        ready, metrics = await asyncio.gather(
-            client.get(f"{base}/ready"), client.get(f"{base}/metrics"), return_exceptions=True
-        )
+        # One after the other: both run the service's dependency checks, and the second then
+        # reuses the PostgreSQL connection the first released instead of opening another (every
+        # service of every replica is polled every 10 s even when nobody looks).
+        ready, metrics = [
+            await _get(client, f"{base}/ready"),
+            await _get(client, f"{base}/metrics"),
+        ]
         if isinstance(ready, httpx.Response) and ready.status_code in (200, 503):
             body = ready.json()
             part.state = "up" if ready.status_code == 200 else "not_ready"
