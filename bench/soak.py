@@ -42,7 +42,7 @@ from lectern_dev.fake_gemini import Behaviour, FakeState, create_app
 from lectern_dev.harness.cpu import TICK_MS, CpuProbe, _processes
 from lectern_dev.harness.services import routed
 from lectern_dev.harness.sse import frame_fields
-from lectern_dev.ingest import bearer, post_files, source_files
+from lectern_dev.ingest import post_book
 from lectern_dev.stack import Stack, free_port
 
 QUESTIONS = (
@@ -101,14 +101,7 @@ def start_stack(data_dir: Path, fake_url: str) -> Stack:
 
 
 def ingest_book(stack: Stack) -> dict:
-    response = post_files(
-        stack.gateway_url,
-        source="book",
-        files=source_files(REPO_ROOT / "book"),
-        headers=bearer(stack.secrets["ADMIN_TOKEN"]),
-        url_prefix="/docs/",
-        timeout_s=1800.0,
-    )
+    response = post_book(stack)
     response.raise_for_status()
     return response.json()
 

@@ -55,6 +55,14 @@ class ApiError(Exception):
         self.details, self.headers = details, headers
 
 
+def shutting_down() -> ApiError:
+    """SIGTERM: this process starts no new stream; the client asks again (another replica, or
+    this one restarted)."""
+    return ApiError(
+        503, "shutting_down", "this server is restarting; ask again", headers={"Retry-After": "1"}
+    )
+
+
 class NotFound(ApiError):
     def __init__(self, what: str = "resource") -> None:
         super().__init__(404, "not_found", f"{what} not found")

@@ -23,7 +23,7 @@ from lectern_chat.settings import ChatSettings
 from lectern_chat.slots import StreamSlots
 from lectern_chat.store import Turn
 from lectern_chat.upstream import KnownChapters
-from lectern_common.errors import ApiError
+from lectern_common.errors import shutting_down
 
 
 class ConversationNotFound(Exception):
@@ -62,12 +62,7 @@ async def ask(
     answer of the conversation is still streaming)."""
     started = time.perf_counter()
     if answers.closing:  # SIGTERM: this worker takes no new answer
-        raise ApiError(
-            503,
-            "shutting_down",
-            "this server is restarting; ask again",
-            headers={"Retry-After": "1"},
-        )
+        raise shutting_down()
     # False only when retrieval says so: while it cannot tell, the answer reports the outage.
     if question.chapter_id is not None and await chapters.has(question.chapter_id) is False:
         raise ChapterNotFound

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 
 from lectern_common.contracts import CHAPTER_ID_PATTERN
-from lectern_common.errors import ApiError
+from lectern_common.errors import ApiError, shutting_down
 from lectern_common.identity import Reader
 from lectern_common.llm import LLMError
 from lectern_summary.generation import Generator, Outcome
@@ -54,12 +54,7 @@ async def chapter_version(
 ) -> ChapterVersionOut | StreamingResponse:
     if wants_stream(request):
         if state.draining:  # SIGTERM: this process starts no new stream
-            raise ApiError(
-                503,
-                "shutting_down",
-                "this server is restarting; ask again",
-                headers={"Retry-After": "1"},
-            )
+            raise shutting_down()
         meta = {
             "chapter_id": job.chapter.id,
             "kind": job.kind.value,

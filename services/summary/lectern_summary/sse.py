@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from fastapi.responses import StreamingResponse
 
-from lectern_common.errors import DEPENDENCY_ERRORS, ApiError, dependency_error
+from lectern_common.errors import DEPENDENCY_ERRORS, ApiError, dependency_error, shutting_down
 from lectern_common.llm import LLMError
 from lectern_common.sse import KEEPALIVE, event_frame, sse_response
 from lectern_common.tasks import BackgroundTasks
@@ -37,13 +37,6 @@ def _error_data(exc: BaseException) -> dict:
         retryable = bool((exc.details or {}).get("retryable", exc.status >= 500))
         return {"code": exc.code, "message": exc.message, "retryable": retryable}
     return {"code": "internal_error", "message": "internal error", "retryable": True}
-
-
-SHUTTING_DOWN = {
-    "code": "shutting_down",
-    "message": "this server is restarting; ask again",
-    "retryable": True,
-}
 
 
 async def _events(
@@ -83,7 +76,7 @@ async def _events(
                 # The service is shutting down and its grace is over: say so, retryably.
                 getter.cancel()
                 log.warning("summary.stream_stopped_at_shutdown", kind=str(job.kind))
-                yield event_frame(n + 1, "error", SHUTTING_DOWN)
+                yield event_frame(n + 1, "error", _error_data(shutting_down()))
                 return
             elif not done:
                 # While this request waits for another's generation nothing else is sent; a

@@ -176,20 +176,25 @@ def run(args) -> int:
     return 0
 
 
+def post_book(stack) -> httpx.Response:
+    """Upload `book/` (the sample book, source `book`, chapters under /docs/) to the stack."""
+    return post_files(
+        stack.gateway_url,
+        source="book",
+        files=source_files(REPO_ROOT / "book"),
+        headers=bearer(stack.secrets["ADMIN_TOKEN"]),
+        url_prefix="/docs/",
+        timeout_s=1800.0,
+    )
+
+
 def ingest_book_on_start(stack) -> None:
     """`lectern run` hook: ingest `book/` in the background once the stack is up, so the
     product is usable at once; files unchanged since the last run cost nothing."""
 
     def work() -> None:
         try:
-            response = post_files(
-                stack.gateway_url,
-                source="book",
-                files=source_files(REPO_ROOT / "book"),
-                headers=bearer(stack.secrets["ADMIN_TOKEN"]),
-                url_prefix="/docs/",
-                timeout_s=1800.0,
-            )
+            response = post_book(stack)
         except httpx.HTTPError as exc:
             print(f"lectern: ingesting book/ failed: {type(exc).__name__}", flush=True)
             return
