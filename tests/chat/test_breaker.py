@@ -42,7 +42,7 @@ def chat_on_silent_retrieval(stack: Stack, silent_retrieval: str) -> Iterator[ht
             "RETRIEVAL_URL": silent_retrieval,
             "CHAT_RETRIEVAL_TIMEOUT_S": str(TIMEOUT_S),
             "INTERNAL_BREAKER_FAILURES": str(FAILURES),
-            "INTERNAL_BREAKER_COOLDOWN_S": "60",
+            "INTERNAL_BREAKER_COOLDOWN_S": "60",  # no probe during the test
         },
         log=stack.logs / "chat-breaker.log",
     )

@@ -23,7 +23,7 @@ class Clock:
 
 def test_opens_after_n_failures_in_a_row_and_half_opens_after_the_cooldown():
     clock = Clock()
-    breaker = CircuitBreaker("retrieval", failures=3, cooldown_s=10, clock=clock)
+    breaker = CircuitBreaker("retrieval", failures=3, cooldown_s=10, max_cooldown_s=40, clock=clock)
     breaker.failed()
     breaker.failed()
     breaker.succeeded()  # a success in between starts the count again
@@ -38,12 +38,54 @@ def test_opens_after_n_failures_in_a_row_and_half_opens_after_the_cooldown():
     clock.now += 0.2
     assert breaker.allow() and breaker.state is State.HALF_OPEN
     assert not breaker.allow()  # one probe at a time
-    breaker.failed()  # the probe failed: open for another cool-down
+    breaker.failed()  # the probe failed: open for twice as long
     assert breaker.state is State.OPEN and not breaker.allow()
-    clock.now += 10
+    assert breaker.retry_after_s() == 20
+    clock.now += 19.9
+    assert not breaker.allow()
+    clock.now += 0.2
     assert breaker.allow()
     breaker.succeeded()
     assert breaker.state is State.CLOSED and breaker.allow() and breaker.allow()
+
+
+def test_the_cooldown_doubles_up_to_the_longest_and_starts_short_again():
+    clock = Clock()
+    breaker = CircuitBreaker(
+        "retrieval", failures=1, cooldown_s=0.5, max_cooldown_s=10, clock=clock
+    )
+    breaker.failed()
+    probes = []
+    for _ in range(8):  # down for good: a probe after each cool-down, each failing
+        clock.now += breaker.cooldown_s
+        assert breaker.allow()
+        probes.append(breaker.cooldown_s)
+        breaker.failed()
+    assert probes == [0.5, 1, 2, 4, 8, 10, 10, 10]
+    clock.now += 10
+    assert breaker.allow()
+    breaker.succeeded()
+    breaker.failed()  # a new outage starts with the short cool-down again
+    assert breaker.state is State.OPEN and breaker.cooldown_s == 0.5
+
+
+def test_a_service_restarted_in_3_s_is_asked_again_within_4():
+    """The fault suite's sigkill-retrieval case: the supervisor had retrieval back in 3.4 s;
+    with a fixed 10 s cool-down chat kept refusing answers until 10 s after the kill."""
+    clock = Clock()
+    breaker = CircuitBreaker("retrieval", failures=5, clock=clock)  # the defaults
+    fell = clock.now
+    for _ in range(5):
+        breaker.failed()
+    back = fell + 3.0
+    while True:
+        clock.now += 0.05  # a reader asks every 50 ms
+        if breaker.allow():
+            if clock.now >= back:
+                breaker.succeeded()
+                break
+            breaker.failed()
+    assert breaker.state is State.CLOSED and clock.now - fell <= 4.0
 
 
 def closed_port() -> int:

@@ -1,7 +1,10 @@
 """A circuit breaker in front of one internal dependency (lectern_common.http): after
 `failures` failed calls in a row (unreachable, timed out, a gateway error) it opens and calls
 fail at once for `cooldown_s`; then it lets one call through (half-open): its success closes the
-breaker, its failure opens it for another cool-down. One breaker per client, per process."""
+breaker, its failure opens it again for twice as long, up to `max_cooldown_s`. A service that
+was restarted in 3 s is asked again within about that (probes at 0.5, 1.5, 3.5, 7.5 s), and
+one that stays down is asked once every `max_cooldown_s`. One breaker per client, per
+process."""
 
 from __future__ import annotations
 
@@ -26,10 +29,14 @@ class CircuitBreaker:
         name: str,
         *,
         failures: int = 5,
-        cooldown_s: float = 10.0,
+        cooldown_s: float = 0.5,
+        max_cooldown_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.name, self.threshold, self.cooldown_s, self.clock = name, failures, cooldown_s, clock
+        self.name, self.threshold, self.clock = name, failures, clock
+        self.first_cooldown_s = cooldown_s
+        self.max_cooldown_s = max(cooldown_s, max_cooldown_s)
+        self.cooldown_s = cooldown_s  # the one running now
         self.state = State.CLOSED
         self.failures = 0
         self.opened_at = 0.0
@@ -62,13 +69,13 @@ class CircuitBreaker:
 
     def failed(self) -> None:
         self.failures += 1
-        if self.state is State.HALF_OPEN or (
-            self.state is State.CLOSED and self.failures >= self.threshold
-        ):
-            self.state, self.opened_at = State.OPEN, self.clock()
-            log.warning(
-                "breaker.open",
-                dependency=self.name,
-                failures=self.failures,
-                cooldown_s=self.cooldown_s,
-            )
+        if self.state is State.HALF_OPEN:
+            self.cooldown_s = min(2 * self.cooldown_s, self.max_cooldown_s)
+        elif self.state is State.CLOSED and self.failures >= self.threshold:
+            self.cooldown_s = self.first_cooldown_s
+        else:
+            return
+        self.state, self.opened_at = State.OPEN, self.clock()
+        log.warning(
+            "breaker.open", dependency=self.name, failures=self.failures, cooldown_s=self.cooldown_s
+        )

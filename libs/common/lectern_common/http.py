@@ -88,11 +88,15 @@ class InternalClient:
         retries: int = 2,
         max_connections: int = 200,
         breaker_failures: int = 5,
-        breaker_cooldown_s: float = 10.0,
+        breaker_cooldown_s: float = 0.5,
+        breaker_max_cooldown_s: float = 10.0,
     ) -> None:
         self.name, self.retries = name, retries
         self.breaker = CircuitBreaker(
-            name, failures=breaker_failures, cooldown_s=breaker_cooldown_s
+            name,
+            failures=breaker_failures,
+            cooldown_s=breaker_cooldown_s,
+            max_cooldown_s=breaker_max_cooldown_s,
         )
         self.base_url = base_url.rstrip("/")
         self.signer = AssertionSigner(token) if token else None
@@ -242,6 +246,7 @@ async def open_internal_client(
         timeout_s=settings.http_timeout_s if timeout_s is None else timeout_s,
         breaker_failures=settings.breaker_failures,
         breaker_cooldown_s=settings.breaker_cooldown_s,
+        breaker_max_cooldown_s=settings.breaker_max_cooldown_s,
     )
     try:
         yield client

@@ -82,9 +82,13 @@ class ServiceSettings(BaseSettings):
     log_json: bool | None = Field(None, validation_alias="LOG_JSON")
     http_timeout_s: float = Field(10.0, validation_alias="INTERNAL_HTTP_TIMEOUT_S")
     # Each internal client's circuit breaker: open after this many failed calls in a row, fail
-    # fast for the cool-down, then let one call through.
+    # fast for the cool-down, then let one call through; each failed probe doubles the
+    # cool-down, up to the longest.
     breaker_failures: int = Field(5, ge=1, validation_alias="INTERNAL_BREAKER_FAILURES")
-    breaker_cooldown_s: float = Field(10.0, gt=0, validation_alias="INTERNAL_BREAKER_COOLDOWN_S")
+    breaker_cooldown_s: float = Field(0.5, gt=0, validation_alias="INTERNAL_BREAKER_COOLDOWN_S")
+    breaker_max_cooldown_s: float = Field(
+        10.0, gt=0, validation_alias="INTERNAL_BREAKER_MAX_COOLDOWN_S"
+    )
 
     @property
     def production(self) -> bool:
