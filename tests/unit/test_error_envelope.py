@@ -81,6 +81,17 @@ def make_app() -> FastAPI:
     async def postgres_gone() -> None:
         raise asyncpg.CannotConnectNowError("the database system is starting up")
 
+    @app.get("/postgres-lost")
+    async def postgres_lost() -> None:
+        # What a pooled connection raised after a PostgreSQL restart in the fault suite.
+        raise asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        )
+
+    @app.get("/postgres-refused")
+    async def postgres_refused() -> None:
+        raise ConnectionRefusedError(111, "Connection refused")  # asyncpg's connect, as it is
+
     @app.get("/busy")
     async def busy() -> None:
         raise ApiError(429, "too_many_things", "slow down")
@@ -100,8 +111,9 @@ def make_app() -> FastAPI:
     return app
 
 
-async def test_a_database_that_is_away_is_a_503_not_a_500() -> None:
-    response = await call(make_app(), "GET", "/postgres-gone", headers={"x-request-id": REQUEST_ID})
+@pytest.mark.parametrize("path", ["/postgres-gone", "/postgres-lost", "/postgres-refused"])
+async def test_a_database_that_is_away_is_a_503_not_a_500(path: str) -> None:
+    response = await call(make_app(), "GET", path, headers={"x-request-id": REQUEST_ID})
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "dependency_unavailable"

@@ -14,9 +14,10 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -24,6 +25,7 @@ import orjson
 import structlog
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # How long a replica waits for another's migrations (or ingest) before it gives up.
@@ -170,3 +172,37 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, folder: Path) -> list[str]
 async def ping(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
+
+
+# What a call on the pool raises when the connection under it was lost (a restart, a failover, a
+# connection the server dropped): a new connection may well succeed a moment later. The refused
+# or reset socket comes through as a bare OSError; a connection left mid-protocol by the loss as
+# InternalClientError ("another operation is in progress").
+LOST_CONNECTION: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
+async def retry_lost_connection(
+    call: Callable[[], Awaitable[T]], *, what: str, within_s: float = 5.0
+) -> T:
+    """`call()`, again after a lost connection (backing off 0.1 s, doubling to 1 s) until
+    `within_s` has passed, then its error. Only for a call that may run twice: the first try
+    may have committed before its answer was lost (an UPDATE by id, a read)."""
+    deadline = time.monotonic() + within_s
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except LOST_CONNECTION as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("db.retry", what=what, error_type=type(exc).__name__, delay_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 1.0)

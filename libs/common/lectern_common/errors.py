@@ -98,6 +98,15 @@ DEPENDENCY_ERRORS: dict[type[Exception], str] = {
     asyncpg.ConnectionDoesNotExistError: "postgres",
     asyncpg.TooManyConnectionsError: "postgres",
     asyncpg.AdminShutdownError: "postgres",
+    # A pooled connection the loss left closed or mid-protocol ("another operation is in
+    # progress"): seen in the fault suite's PostgreSQL restarts.
+    asyncpg.InterfaceError: "postgres",
+    asyncpg.InternalClientError: "postgres",
+    # A refused or reset socket (PostgreSQL restarting): asyncpg lets the OS error out as it is.
+    # The other clients here wrap theirs (aiohttp's ClientError, redis-py's ConnectionError), so
+    # a bare one comes from the database.
+    ConnectionRefusedError: "postgres",
+    ConnectionResetError: "postgres",
 }
 
 

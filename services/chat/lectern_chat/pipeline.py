@@ -27,6 +27,7 @@ from lectern_common.contracts import (
     SearchRequest,
     SearchResult,
 )
+from lectern_common.db import retry_lost_connection
 from lectern_common.gemini import Gemini, LLMError, Usage
 from lectern_common.http import InternalClient
 
@@ -367,23 +368,28 @@ class Pipeline:
         outcome.timings.setdefault("retrieval", None)
         message_id = job.turn.assistant_message_id
         try:
-            await store.finish_message(
-                self.pool,
-                message_id,
-                content=outcome.content,
-                status=outcome.status,
-                finish_reason=outcome.finish_reason,
-                query=outcome.query,
-                sources=outcome.sources,
-                citations=outcome.citations,
-                error=outcome.error,
-                timings=outcome.timings,
-                usage=outcome.usage,
-                model=outcome.model,
-                language=outcome.language,
-                coverage=outcome.coverage,
-                citation_checks=outcome.citation_checks,
-                fallback=outcome.fallback,
+            # The reader has seen the answer: a connection lost under its UPDATE (a PostgreSQL
+            # restart) is tried again for a few seconds before the answer ends in an error.
+            await retry_lost_connection(
+                lambda: store.finish_message(
+                    self.pool,
+                    message_id,
+                    content=outcome.content,
+                    status=outcome.status,
+                    finish_reason=outcome.finish_reason,
+                    query=outcome.query,
+                    sources=outcome.sources,
+                    citations=outcome.citations,
+                    error=outcome.error,
+                    timings=outcome.timings,
+                    usage=outcome.usage,
+                    model=outcome.model,
+                    language=outcome.language,
+                    coverage=outcome.coverage,
+                    citation_checks=outcome.citation_checks,
+                    fallback=outcome.fallback,
+                ),
+                what="chat.finish_message",
             )
         except Exception as exc:
             log.exception("chat.store_failed", error_type=type(exc).__name__)
