@@ -174,18 +174,19 @@ async def ping(pool: asyncpg.Pool) -> None:
         await conn.fetchval("SELECT 1")
 
 
-# What a call on the pool raises when the connection under it was lost (a restart, a failover, a
-# connection the server dropped): a new connection may well succeed a moment later. The refused
-# or reset socket comes through as a bare OSError; a connection left mid-protocol by the loss as
-# InternalClientError ("another operation is in progress").
-LOST_CONNECTION: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
+# What a call on the pool raises when the database is away or the connection under it was lost
+# (a restart, a failover, a connection the server dropped): a new connection may well succeed a
+# moment later. asyncpg lets a refused or reset socket out as the OS error it is, and a
+# connection the loss left mid-protocol raises InternalClientError ("another operation is in
+# progress"). The one list: errors.DEPENDENCY_ERRORS answers these with a retryable 503.
+LOST_CONNECTION: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError among them
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
-    OSError,
+    ConnectionError,  # refused, reset, aborted, broken pipe
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lectern_common import metrics
 from lectern_common.context import current_request_id
+from lectern_common.db import LOST_CONNECTION
 from lectern_common.responses import FastJSONResponse
 
 log = structlog.get_logger()
@@ -92,21 +92,9 @@ class DependencyUnavailable(ApiError):
 DEPENDENCY_ERRORS: dict[type[Exception], str] = {
     RedisConnectionError: "redis",
     RedisTimeoutError: "redis",
-    # A refused or lost connection, a server shutting down or starting, no free connection.
-    asyncpg.PostgresConnectionError: "postgres",
-    asyncpg.CannotConnectNowError: "postgres",
-    asyncpg.ConnectionDoesNotExistError: "postgres",
-    asyncpg.TooManyConnectionsError: "postgres",
-    asyncpg.AdminShutdownError: "postgres",
-    # A pooled connection the loss left closed or mid-protocol ("another operation is in
-    # progress"): seen in the fault suite's PostgreSQL restarts.
-    asyncpg.InterfaceError: "postgres",
-    asyncpg.InternalClientError: "postgres",
-    # A refused or reset socket (PostgreSQL restarting): asyncpg lets the OS error out as it is.
-    # The other clients here wrap theirs (aiohttp's ClientError, redis-py's ConnectionError), so
-    # a bare one comes from the database.
-    ConnectionRefusedError: "postgres",
-    ConnectionResetError: "postgres",
+    # The other clients here wrap their socket errors (aiohttp's ClientError, redis-py's
+    # ConnectionError), so a bare ConnectionError comes from asyncpg.
+    **dict.fromkeys(LOST_CONNECTION, "postgres"),
 }
 
 
