@@ -7,11 +7,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from lectern_common.context import request_id_var
-from lectern_common.http import InternalClient, ServiceUnavailable
+from lectern_common.http import InternalClient, RecentFirstConnector, ServiceUnavailable
 from lectern_common.trust import AssertionSigner
 
 
@@ -161,3 +162,46 @@ async def test_a_reply_cut_off_half_way_is_reported_not_parsed(service, client_f
         await client_for(url).post("/cut-off", json={})
     assert caught.value.reason == "ClientPayloadError"
     assert svc.calls["cut_off-POST"] == 1  # the request arrived: a POST is not sent again
+
+
+@pytest.mark.parametrize("recent_first", [True, False], ids=["recent-first", "aiohttp-fifo"])
+async def test_connections_a_burst_opened_close_once_the_load_is_back_to_normal(
+    recent_first: bool,
+) -> None:
+    """After a burst of 10 at once, a steady trickle of one call at a time: recent-first uses
+    one connection for it and the other nine idle out (keep-alive 0.5 s here); aiohttp's own
+    FIFO connector cycles through all ten and keeps them all (the case this one fixes)."""
+
+    async def peer(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("wait", "0")))
+        return web.json_response({"port": request.transport.get_extra_info("peername")[1]})
+
+    app = web.Application()
+    app.router.add_get("/peer", peer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    kind = RecentFirstConnector if recent_first else aiohttp.TCPConnector
+    session = aiohttp.ClientSession(connector=kind(keepalive_timeout=0.5))
+
+    async def call(wait: float = 0.0) -> int:
+        async with session.get(f"http://127.0.0.1:{port}/peer?wait={wait}") as r:
+            return (await r.json())["port"]
+
+    try:
+        burst = await asyncio.gather(*(call(0.2) for _ in range(10)))
+        assert len(set(burst)) == 10
+        trickle = set()
+        for _ in range(60):  # 1.2 s+ of one call every 20 ms: past the keep-alive
+            trickle.add(await call())
+            await asyncio.sleep(0.02)
+        idle = sum(len(conns) for conns in session.connector._conns.values())  # type: ignore[union-attr]
+        if recent_first:
+            assert (len(trickle), idle) == (1, 1)
+        else:  # each is used again 0.2 s after its last use: none idles out
+            assert (len(trickle), idle) == (10, 10)
+    finally:
+        await session.close()
+        await runner.cleanup()

@@ -82,6 +82,8 @@ def run_env(database_url: str | None, redis_prefix: str) -> dict[str, str]:
     if database_url:
         env["DATABASE_URL"] = database_url
     env["REDIS_PREFIX"] = redis_prefix + "run:"
+    # On the suite's shared PostgreSQL, chat's and retrieval's pools start small (conftest.py).
+    env["DATABASE_POOL_MIN"] = "1"
     return env
 
 

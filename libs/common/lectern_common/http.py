@@ -73,6 +73,21 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+class RecentFirstConnector(aiohttp.TCPConnector):
+    """A connector that hands out the most recently used idle connection first. aiohttp's
+    hands out the oldest (a FIFO queue), so under a steady load every connection a peak opened
+    is used again within its keep-alive and none ever closes: the pool keeps the day's peak (in
+    the soak, chat's connections to retrieval went 5 -> 7 -> 12 and stayed). Recent-first, as
+    Go's (Traefik's) and httpcore's pools do, leaves the connections above the present need
+    idle, and they close after `keepalive_timeout` (15 s)."""
+
+    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        super()._release(key, protocol, should_close=should_close)
+        idle = self._conns.get(key)
+        if idle and idle[-1][0] is protocol:  # kept: move it from the back to the front
+            idle.rotate(1)
+
+
 class InternalClient:
     """A client for one internal service. `request` raises ServiceUnavailable when the service
     cannot be reached (after retries), times out or breaks off its reply, and returns the
@@ -101,7 +116,7 @@ class InternalClient:
         self.base_url = base_url.rstrip("/")
         self.signer = AssertionSigner(token) if token else None
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections),
+            connector=RecentFirstConnector(limit=max_connections),
             timeout=_timeout(timeout_s),
             json_serialize=_dumps,
         )

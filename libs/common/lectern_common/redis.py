@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+log = structlog.get_logger()
 
 # A Redis that is gone must not hold a request for long (errors.py turns what these raise into
 # 503 dependency_unavailable). A reply may take SOCKET_TIMEOUT_S, which stays above the event
@@ -43,6 +47,26 @@ def create_redis(
     )
     # The client retries as the pool's connections are told to, and closes the pool with it.
     return Redis.from_pool(pool)
+
+
+async def open_connections(redis: Redis, count: int) -> int:
+    """Open `count` of the pool's connections now and put them back; they stay open (redis-py
+    closes a connection only when it breaks). How many were opened: fewer when Redis is not
+    there yet, which is no reason to refuse to start (the pool connects on demand, and /ready
+    says Redis is down)."""
+    pool = redis.connection_pool
+    held = []
+    try:
+        for _ in range(count):
+            held.append(await pool.get_connection())
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "redis.open_connections_failed", opened=len(held), error_type=type(exc).__name__
+        )
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    return len(held)
 
 
 class Keys:

@@ -33,6 +33,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
     # Whether the service opens Redis: production mode requires REDIS_URL only where it does.
     uses_redis: ClassVar[bool] = True
+    # Whether the service opens its whole PostgreSQL pool at start-up (DATABASE_POOL_MIN unset):
+    # the services on every answer's path (chat, retrieval) then serve a classroom's burst
+    # without connecting in it, and hold the same connections all day instead of the day's
+    # peak (docs/reliability.md, "Soak"). The others open one and grow under a burst.
+    pool_opened_at_start: ClassVar[bool] = False
 
     service_name: str = "lectern"
     env: Literal["local", "production"] = Field("local", validation_alias="LECTERN_ENV")
@@ -40,8 +45,10 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
 
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
-    database_pool_min: int = Field(1, validation_alias="DATABASE_POOL_MIN")
-    database_pool_max: int = Field(10, validation_alias="DATABASE_POOL_MAX")
+    # Connections opened at start-up and kept (unset: the service's `pool_opened_at_start`),
+    # and the most a burst may open; those above the floor close after `database_pool_idle_s`.
+    database_pool_min: int | None = Field(None, ge=0, validation_alias="DATABASE_POOL_MIN")
+    database_pool_max: int = Field(10, ge=1, validation_alias="DATABASE_POOL_MAX")
     # Seconds an unused pool connection stays open (asyncpg's default: 300).
     database_pool_idle_s: float = Field(60.0, gt=0, validation_alias="DATABASE_POOL_IDLE_S")
     # DATABASE_URL goes through PgBouncer in transaction mode (Neon's pooled URL): no named
@@ -95,6 +102,13 @@ class ServiceSettings(BaseSettings):
         return self.env == "production"
 
     @property
+    def database_pool_floor(self) -> int:
+        """The connections the pool opens at start-up and keeps."""
+        if self.database_pool_min is not None:
+            return self.database_pool_min
+        return self.database_pool_max if self.pool_opened_at_start else 1
+
+    @property
     def database_is_pooled(self) -> bool:
         if self.database_pooled is not None:
             return self.database_pooled
@@ -120,6 +134,15 @@ class ServiceSettings(BaseSettings):
             max_attempts=self.gemini_max_attempts,
             backoff_base_s=self.gemini_backoff_base_s,
         )
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> ServiceSettings:
+        if self.database_pool_floor > self.database_pool_max:
+            raise ValueError(
+                f"DATABASE_POOL_MIN ({self.database_pool_min}) is above DATABASE_POOL_MAX"
+                f" ({self.database_pool_max})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> ServiceSettings:

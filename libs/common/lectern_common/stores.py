@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from lectern_common import db, metrics
 from lectern_common.health import Check
 from lectern_common.http import InternalClient
-from lectern_common.redis import create_redis
+from lectern_common.redis import create_redis, open_connections
 from lectern_common.settings import ServiceSettings
 
 
@@ -34,7 +34,7 @@ async def open_postgres(
         require_url(settings.database_url, "DATABASE_URL"),
         schema=schema,
         pooled=settings.database_is_pooled,
-        min_size=settings.database_pool_min,
+        min_size=settings.database_pool_floor,
         max_size=settings.database_pool_max,
         idle_s=settings.database_pool_idle_s,
     )
@@ -48,15 +48,18 @@ async def open_postgres(
 
 @asynccontextmanager
 async def open_redis(
-    settings: ServiceSettings, *, max_connections: int | None = None
+    settings: ServiceSettings, *, max_connections: int | None = None, min_connections: int = 0
 ) -> AsyncIterator[Redis]:
-    """A Redis client (redis.py: its timeouts, retries and pool)."""
+    """A Redis client (redis.py: its timeouts, retries and pool), with `min_connections` of its
+    pool opened before it is handed out."""
     redis = create_redis(
         require_url(settings.redis_url, "REDIS_URL"),
         max_connections=max_connections,
         client_name=redis_client_name(settings.service_name),
     )
     try:
+        if min_connections:
+            await open_connections(redis, min_connections)
         yield redis
     finally:
         await redis.aclose()

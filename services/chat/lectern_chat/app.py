@@ -48,7 +48,11 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             open_postgres(settings, schema="chat", migrations=MIGRATIONS)
         )
         redis = await stack.enter_async_context(
-            open_redis(settings, max_connections=settings.redis_max_connections)
+            open_redis(
+                settings,
+                max_connections=settings.redis_max_connections,
+                min_connections=settings.redis_min_connections,
+            )
         )
         retrieval = await stack.enter_async_context(
             open_internal_client(

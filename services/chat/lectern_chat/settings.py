@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -12,6 +13,7 @@ from lectern_common.settings import UpstreamSettings, is_weak_secret
 
 class ChatSettings(UpstreamSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT_")
+    pool_opened_at_start: ClassVar[bool] = True  # every answer stores itself
 
     service_name: str = "chat"
     port: int = 8101
@@ -64,8 +66,12 @@ class ChatSettings(UpstreamSettings):
     max_open_streams: int = 3
     max_open_streams_per_address: int = 20
     # The Redis pool (event log and stream slots): callers wait for a free connection (up to the
-    # socket timeout) instead of failing when many answers stream at once.
-    redis_max_connections: int = 256
+    # socket timeout) instead of failing when many answers stream at once. The first
+    # `redis_min_connections` are opened at start-up (redis-py never closes one it opened), so a
+    # burst does not connect in it and the server's client count does not climb with the day's
+    # peak; more up to the maximum only under a larger burst.
+    redis_min_connections: int = Field(32, ge=0)
+    redis_max_connections: int = Field(256, ge=1)
     max_body_bytes: int = 131072
 
     # The extractive answerer (no API key) says the book does not cover a question when the
@@ -79,6 +85,12 @@ class ChatSettings(UpstreamSettings):
     insights_max_rows: int = Field(5000, ge=10, le=100_000)
     # Two uncovered questions whose word sets overlap this much (Jaccard) are one group.
     insights_group_jaccard: float = Field(0.6, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check_redis_pool(self) -> ChatSettings:
+        if self.redis_min_connections > self.redis_max_connections:
+            raise ValueError("CHAT_REDIS_MIN_CONNECTIONS is above CHAT_REDIS_MAX_CONNECTIONS")
+        return self
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> ChatSettings:

@@ -14,6 +14,7 @@ class RetrievalSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
 
     uses_redis: ClassVar[bool] = False
+    pool_opened_at_start: ClassVar[bool] = True  # every answer searches
 
     service_name: str = "retrieval"
     port: int = 8102
