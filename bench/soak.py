@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -149,8 +151,17 @@ async def ask(
         out["end"] = time.monotonic()
 
 
+def browser(pause: tuple[float, float]) -> aiohttp.ClientSession:
+    """One reader's browser: one connection to the site, kept open between questions (as a
+    browser keeps its idle connection for minutes), so the gateway's client connections are
+    the readers', not a load generator's pool that grows and shrinks with the open questions."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=pause[1] + 30),
+        timeout=aiohttp.ClientTimeout(total=120),
+    )
+
+
 async def reader(
-    session: aiohttp.ClientSession,
     url: str,
     stop_at: float,
     pause: tuple[float, float],
@@ -159,6 +170,17 @@ async def reader(
     """A guest reading the book: asks, reads the answer, pauses, asks a follow-up in the same
     conversation (a new one every few questions), until the soak ends."""
     await asyncio.sleep(random.uniform(0, pause[1]))  # readers arrive over the first pause
+    async with browser(pause) as session:
+        await read(session, url, stop_at, pause, results)
+
+
+async def read(
+    session: aiohttp.ClientSession,
+    url: str,
+    stop_at: float,
+    pause: tuple[float, float],
+    results: list[dict],
+) -> None:
     headers: dict[str, str] = {}
     conversation: str | None = None
     asked = 0
@@ -188,13 +210,17 @@ def status_kb(pid: int, field: str) -> int:
     return 0  # a kernel thread or a zombie
 
 
-def pss_kb(pid: int) -> int:
-    """The process's proportional set size: its private pages plus its share of the shared
-    ones (PostgreSQL's shared buffers counted once over all backends, not once per backend)."""
+def pss_kb(pid: int) -> tuple[int, int]:
+    """The process's proportional set size (its private pages plus its share of the shared
+    ones: PostgreSQL's shared buffers counted once over all backends, not once per backend),
+    and the part of it that is shared memory (Pss_Shmem: for PostgreSQL, shared buffers)."""
+    pss = shmem = 0
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
+            pss = int(line.split()[1])
+        elif line.startswith("Pss_Shmem:"):
+            shmem = int(line.split()[1])
+    return pss, shmem
 
 
 def group_members(groups: dict[str, int], postmaster: int) -> dict[str, list[int]]:
@@ -210,24 +236,97 @@ def group_members(groups: dict[str, int], postmaster: int) -> dict[str, list[int
     return members
 
 
+def tcp_sockets() -> dict[int, tuple[int, int, bool]]:
+    """Every TCP socket on the machine by inode: its local and remote port, and whether it
+    listens (/proc/net/tcp{,6}: the stack binds loopback only)."""
+    sockets = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            local, remote = (int(a.rsplit(":", 1)[1], 16) for a in cols[1:3])
+            sockets[int(cols[9])] = (local, remote, cols[3] == "0A")
+    return sockets
+
+
+RELATION_FILE = re.compile(r"/base/\d+/\d+(?P<fork>_fsm|_vm|_init)?(\.\d+)?$")
+
+
+def file_kind(link: str) -> str:
+    """What a non-socket fd is: for PostgreSQL, a relation's file (by fork: main, free space
+    map, visibility map) or a WAL segment; another file; or a pipe, epoll, eventfd."""
+    if not link.startswith("/"):
+        return "other"
+    if "/pg_wal/" in link:
+        return "file: wal"
+    if match := RELATION_FILE.search(link):
+        return f"file: relation {(match['fork'] or '_main')[1:]}"
+    return "file"
+
+
+def fd_kinds(fds: dict[str, list[str]]) -> dict[str, Counter]:
+    """What each group's open fds are: TCP connections by the group at their other end
+    ("-> chat" when this group dialled chat, "<- gateway" when the gateway dialled it, "client"
+    for the load generator), listening sockets, unix sockets, and the rest (files, pipes,
+    epoll). Measured, so a growing count says which pool grew."""
+    tcp = tcp_sockets()
+    owner: dict[int, str] = {}  # local port -> the group holding it
+    for name, links in fds.items():
+        for link in links:
+            if link.startswith("socket:[") and (inode := int(link[8:-1])) in tcp:
+                owner.setdefault(tcp[inode][0], name)
+    listening = {local for local, _, listens in tcp.values() if listens}
+    kinds: dict[str, Counter] = {}
+    for name, links in fds.items():
+        counts: Counter = Counter()
+        for link in links:
+            if not link.startswith("socket:["):
+                counts[file_kind(link)] += 1
+                continue
+            inode = int(link[8:-1])
+            if inode not in tcp:
+                counts["unix"] += 1
+                continue
+            _, remote, listens = tcp[inode]
+            peer = owner.get(remote, "client")
+            if listens:
+                counts["listen"] += 1
+            elif remote in listening:
+                counts[f"-> {peer}"] += 1
+            else:
+                counts[f"<- {peer}"] += 1
+        kinds[name] = counts
+    return kinds
+
+
 def sample_processes(groups: dict[str, int], postmaster: int) -> dict[str, dict]:
     out = {}
+    links: dict[str, list[str]] = {}
     for name, pids in group_members(groups, postmaster).items():
-        rss_kb = pss = fds = alive = 0
+        rss_kb = pss = shmem = fds = alive = 0
+        links[name] = []
         for pid in pids:
             try:
                 rss_kb += status_kb(pid, "VmRSS:")
-                pss += pss_kb(pid)
-                fds += len(os.listdir(f"/proc/{pid}/fd"))
+                pid_pss, pid_shmem = pss_kb(pid)
+                pss, shmem = pss + pid_pss, shmem + pid_shmem
+                folder = f"/proc/{pid}/fd"
+                for fd in os.listdir(folder):
+                    with contextlib.suppress(OSError):  # closed meanwhile
+                        links[name].append(os.readlink(f"{folder}/{fd}"))
+                        fds += 1
                 alive += 1
             except OSError:  # gone meanwhile (a backend closed)
                 continue
         out[name] = {
             "rss_mb": round(rss_kb / 1024, 1),
             "pss_mb": round(pss / 1024, 1),
+            "shmem_mb": round(shmem / 1024, 1),
+            "private_mb": round((pss - shmem) / 1024, 1),
             "fds": fds,
             "procs": alive,
         }
+    for name, counts in fd_kinds(links).items():
+        out[name]["fd_kinds"] = dict(sorted(counts.items()))
     return out
 
 
@@ -271,17 +370,13 @@ async def soak(stack: Stack, groups: dict[str, int], postmaster: int, args) -> d
     conn = await asyncpg.connect(
         stack.database_url, server_settings={"application_name": "soak-probe"}
     )
+    shared_buffers = await conn.fetchval("SHOW shared_buffers")
     samples: list[dict] = []
     start = time.monotonic()
     stop_at = start + args.duration
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)
-    )
     try:
         readers = [
-            asyncio.create_task(
-                reader(session, stack.gateway_url, stop_at, tuple(args.pause), results)
-            )
+            asyncio.create_task(reader(stack.gateway_url, stop_at, tuple(args.pause), results))
             for _ in range(args.readers)
         ]
         last_cpu, last_t = cpu.snapshot(), start
@@ -315,9 +410,13 @@ async def soak(stack: Stack, groups: dict[str, int], postmaster: int, args) -> d
         await asyncio.gather(*readers)  # the questions still open end (within their timeout)
         tail = window(results, last_t, time.monotonic())
     finally:
-        await session.close()
         await conn.close()
-    return {"samples": samples, "results": results, "after_last_sample": tail}
+    return {
+        "samples": samples,
+        "results": results,
+        "after_last_sample": tail,
+        "shared_buffers": shared_buffers,
+    }
 
 
 def progress_line(sample: dict) -> str:
@@ -341,36 +440,48 @@ def growth_pct(before: float, after: float) -> float | None:
 
 
 def memory_figure(process: str) -> str:
-    """RSS for every process but PostgreSQL's: its figure is a sum over 20-30 backends that
-    come and go, and each backend's RSS counts every shared buffer it touched, so the RSS sum
-    moves with how many backends exist and what they read; PSS counts shared pages once."""
-    return "pss_mb" if process == "postgres" else "rss_mb"
+    """RSS for every process but PostgreSQL's. Its RSS sum counts every shared buffer once per
+    backend that touched it; its PSS counts them once, but still grows as the soak's new rows
+    fill the shared buffers, a cache of fixed size (`shared_buffers`, reported beside it) whose
+    pages the kernel counts as they are first touched. Its backends' own memory, PSS less
+    shared memory, is the figure that would show a leak."""
+    return "private_mb" if process == "postgres" else "rss_mb"
+
+
+MINUTE = 6  # samples in a minute at the default interval
 
 
 def verdict(samples: list[dict], errors: int) -> dict:
-    """Each process's figures at the 2-minute mark (the first sample at or past it) and at the
-    last sample, and their growth; a pass if none grew more than 5% and nothing failed."""
+    """Each process's figures over the minute from the 2-minute mark and over the last minute,
+    and their growth; a pass if no mean grew more than 5% and nothing failed. Means of a
+    minute, not two single samples: the connections (and fds) of a process include the
+    questions open at the instant of a sample, 9 to 26 of them in one minute of a steady soak;
+    a pool that keeps a new peak still shows as growth. The single samples are kept beside."""
     mark = next(s for s in samples if s["t_s"] >= MARK_S - 1)
     last = samples[-1]
+    after_mark = [s for s in samples if s["t_s"] >= mark["t_s"]]
     rows = []
     for name in last["processes"]:
         row: dict = {"process": name}
         for figure in (memory_figure(name), "fds", "db_connections"):
-            before, after = mark["processes"][name][figure], last["processes"][name][figure]
-            after_mark = [s["processes"][name][figure] for s in samples if s["t_s"] >= mark["t_s"]]
-            # Diagnostics, not the pass mark: fds and connections include the questions open
-            # at the instant of a sample; the means of a minute smooth that out.
-            first = statistics.mean(after_mark[:6])
-            final = statistics.mean(s["processes"][name][figure] for s in samples[-6:])
+            series = [s["processes"][name][figure] for s in after_mark]
+            first = statistics.mean(series[:MINUTE])
+            final = statistics.mean(series[-MINUTE:])
             row[figure] = {
-                "at_mark": before,
-                "end": after,
-                "growth_pct": growth_pct(before, after),
-                "max_after_mark": max(after_mark),
+                "at_mark": series[0],
+                "end": series[-1],
+                "point_growth_pct": growth_pct(series[0], series[-1]),
+                "max_after_mark": max(series),
                 "mean_minute_after_mark": round(first, 1),
                 "mean_last_minute": round(final, 1),
-                "mean_growth_pct": growth_pct(first, final),
+                "growth_pct": growth_pct(first, final),
             }
+        kinds_before = mark["processes"][name].get("fd_kinds", {})
+        kinds_after = last["processes"][name].get("fd_kinds", {})
+        row["fd_kinds"] = {
+            kind: [kinds_before.get(kind, 0), kinds_after.get(kind, 0)]
+            for kind in sorted({*kinds_before, *kinds_after})
+        }
         row["pass"] = all(
             (g := row[f]["growth_pct"]) is not None and g <= GROWTH_LIMIT_PCT
             for f in (memory_figure(name), "fds", "db_connections")
@@ -403,26 +514,31 @@ def print_verdict(report: dict) -> None:
         f"{report['totals']['first_token_p50_ms']}/{report['totals']['first_token_p95_ms']} ms"
     )
     print(
-        f"growth from t={v['mark_t_s']:.0f}s to t={v['end_t_s']:.0f}s (questions open then: "
-        f"{v['open_questions']['at_mark']} and {v['open_questions']['end']}):"
+        f"growth of the means of the minute from t={v['mark_t_s']:.0f}s and of the last minute"
+        f" (t={v['end_t_s']:.0f}s); single samples at those two instants in brackets"
+        f" (questions open then: {v['open_questions']['at_mark']}, {v['open_questions']['end']}):"
     )
-    print(
-        f"{'process':<12}{'MB (PSS: pg)':>22}{'fds':>22}{'db conns':>20}{'fds, minute means':>26}"
-    )
+    print(f"{'process':<12}{'MB (pg: private)':>30}{'fds':>30}{'db conns':>30}")
     for r in v["rows"]:
         cells = [
-            f"{f['at_mark']} -> {f['end']} ({pct_text(f['growth_pct'])})"
+            f"{f['mean_minute_after_mark']} -> {f['mean_last_minute']} "
+            f"{pct_text(f['growth_pct'])} [{f['at_mark']} -> {f['end']}]"
             for f in (r[memory_figure(r["process"])], r["fds"], r["db_connections"])
         ]
-        fds = r["fds"]
-        means = (
-            f"{fds['mean_minute_after_mark']} -> {fds['mean_last_minute']} "
-            f"({pct_text(fds['mean_growth_pct'])})"
-        )
         print(
-            f"{r['process']:<12}{cells[0]:>22}{cells[1]:>22}{cells[2]:>20}{means:>26}  "
+            f"{r['process']:<12}{cells[0]:>30}{cells[1]:>30}{cells[2]:>30}  "
             f"{'pass' if r['pass'] else 'FAIL'}"
         )
+    pg = [s["processes"]["postgres"]["shmem_mb"] for s in report["samples"]]
+    print(
+        f"PostgreSQL's shared buffers in use (PSS of its shared memory): {pg[0]} MB at the"
+        f" first sample, {pg[-1]} MB at the last, of shared_buffers = {report['shared_buffers']}"
+    )
+    print("open fds by kind that changed, at the mark -> at the end:")
+    for r in v["rows"]:
+        moved = [f"{k} {a}->{b}" for k, (a, b) in r["fd_kinds"].items() if a != b]
+        if moved:
+            print(f"  {r['process']:<12}{', '.join(moved)}")
     print(f"verdict: {'PASS' if v['pass'] else 'FAIL'}")
 
 
@@ -640,6 +756,7 @@ def main() -> int:
             "after_last_sample": run["after_last_sample"],
         },
         "verdict": verdict(run["samples"], sum(errors.values())),
+        "shared_buffers": run["shared_buffers"],
         "samples": run["samples"],
     }
     (args.out / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
