@@ -298,9 +298,14 @@ def fd_kinds(fds: dict[str, list[str]]) -> dict[str, Counter]:
     return kinds
 
 
-def sample_processes(groups: dict[str, int], postmaster: int) -> dict[str, dict]:
+def sample_processes(
+    groups: dict[str, int], postmaster: int, backends: dict[int, str]
+) -> dict[str, dict]:
+    """Each group's figures; PostgreSQL's also by whom each of its processes serves
+    (`backends`: pid -> the service a client backend serves, or the backend type)."""
     out = {}
     links: dict[str, list[str]] = {}
+    by_role: dict[str, dict[str, float]] = {}
     for name, pids in group_members(groups, postmaster).items():
         rss_kb = pss = shmem = fds = alive = 0
         links[name] = []
@@ -310,13 +315,22 @@ def sample_processes(groups: dict[str, int], postmaster: int) -> dict[str, dict]
                 pid_pss, pid_shmem = pss_kb(pid)
                 pss, shmem = pss + pid_pss, shmem + pid_shmem
                 folder = f"/proc/{pid}/fd"
+                opened = 0
                 for fd in os.listdir(folder):
                     with contextlib.suppress(OSError):  # closed meanwhile
                         links[name].append(os.readlink(f"{folder}/{fd}"))
-                        fds += 1
+                        opened += 1
+                fds += opened
                 alive += 1
             except OSError:  # gone meanwhile (a backend closed)
                 continue
+            if name == "postgres":
+                role = by_role.setdefault(
+                    backends.get(pid, "postmaster"), {"procs": 0, "private_mb": 0.0, "fds": 0}
+                )
+                role["procs"] += 1
+                role["private_mb"] += (pid_pss - pid_shmem) / 1024
+                role["fds"] += opened
         out[name] = {
             "rss_mb": round(rss_kb / 1024, 1),
             "pss_mb": round(pss / 1024, 1),
@@ -327,7 +341,25 @@ def sample_processes(groups: dict[str, int], postmaster: int) -> dict[str, dict]
         }
     for name, counts in fd_kinds(links).items():
         out[name]["fd_kinds"] = dict(sorted(counts.items()))
+    out["postgres"]["by_role"] = {
+        role: {**figures, "private_mb": round(figures["private_mb"], 1)}
+        for role, figures in sorted(by_role.items())
+    }
     return out
+
+
+async def backend_roles(conn: asyncpg.Connection) -> dict[int, str]:
+    """PostgreSQL's processes by whom they serve: a client backend by its service's
+    application_name, the others by their type (checkpointer, autovacuum worker, ...)."""
+    rows = await conn.fetch(
+        "SELECT pid, backend_type, application_name FROM pg_catalog.pg_stat_activity"
+    )
+    return {
+        r["pid"]: (r["application_name"] or "?").removeprefix("lectern-")
+        if r["backend_type"] == "client backend"
+        else r["backend_type"]
+        for r in rows
+    }
 
 
 async def db_connections(conn: asyncpg.Connection) -> dict[str, int]:
@@ -383,7 +415,8 @@ async def soak(stack: Stack, groups: dict[str, int], postmaster: int, args) -> d
         tick = 0
         while True:
             now = time.monotonic()
-            processes = await asyncio.to_thread(sample_processes, groups, postmaster)
+            roles = await backend_roles(conn)
+            processes = await asyncio.to_thread(sample_processes, groups, postmaster, roles)
             cpu_now = cpu.snapshot()
             for name, figures in processes.items():
                 spent = cpu_now.get(name, 0.0) - last_cpu.get(name, 0.0)
@@ -534,6 +567,18 @@ def print_verdict(report: dict) -> None:
         f"PostgreSQL's shared buffers in use (PSS of its shared memory): {pg[0]} MB at the"
         f" first sample, {pg[-1]} MB at the last, of shared_buffers = {report['shared_buffers']}"
     )
+    mark = next(x for x in report["samples"] if x["t_s"] >= v["mark_t_s"])
+    last = report["samples"][-1]
+    roles = mark["processes"]["postgres"].get("by_role", {})
+    ends = last["processes"]["postgres"].get("by_role", {})
+    print("PostgreSQL's processes by whom they serve, private MB and fds, mark -> end:")
+    for role in sorted({*roles, *ends}):
+        a, b = roles.get(role, {}), ends.get(role, {})
+        print(
+            f"  {role:<28}{a.get('procs', 0):>3} -> {b.get('procs', 0):<3} procs"
+            f"{a.get('private_mb', 0):>8} -> {b.get('private_mb', 0):<8} MB"
+            f"{a.get('fds', 0):>6} -> {b.get('fds', 0):<6} fds"
+        )
     print("open fds by kind that changed, at the mark -> at the end:")
     for r in v["rows"]:
         moved = [f"{k} {a}->{b}" for k, (a, b) in r["fd_kinds"].items() if a != b]
