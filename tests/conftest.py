@@ -81,7 +81,7 @@ def make_stack(session_dir: Path, redis_prefix: str) -> Iterator[Callable[..., S
             # 10 s: a burst's or a poll's connection must not stay behind (CI ran out at 3 s).
             "DATABASE_POOL_IDLE_S": "1",
             # and chat's and retrieval's pools, opened whole at start-up in production, start
-            # with one connection here (20 stacks x 3 workers x 10 would exceed the 100).
+            # with one connection here (a pool of 10 per worker in every stack would not fit).
             "DATABASE_POOL_MIN": "1",
             **overrides.get("extra_env", {}),
         }

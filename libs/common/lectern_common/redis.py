@@ -49,11 +49,10 @@ def create_redis(
     return Redis.from_pool(pool)
 
 
-async def open_connections(redis: Redis, count: int) -> int:
+async def open_connections(redis: Redis, count: int) -> None:
     """Open `count` of the pool's connections now and put them back; they stay open (redis-py
-    closes a connection only when it breaks). How many were opened: fewer when Redis is not
-    there yet, which is no reason to refuse to start (the pool connects on demand, and /ready
-    says Redis is down)."""
+    closes a connection only when it breaks). A Redis that is not there yet is no reason to
+    refuse to start: the pool connects on demand, and /ready says Redis is down."""
     pool = redis.connection_pool
     held = []
     try:
@@ -66,7 +65,6 @@ async def open_connections(redis: Redis, count: int) -> int:
     finally:
         for connection in held:
             await pool.release(connection)
-    return len(held)
 
 
 class Keys:
