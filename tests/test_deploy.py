@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from lectern_chat.settings import ChatSettings
-from lectern_dev.stack import SECRET_NAMES, SECRETS_OF
+from lectern_dev.stack import AUTH_COMMAND, SECRET_NAMES, SECRETS_OF, auth_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_SERVICES = ("chat", "retrieval", "profile", "summary")
@@ -317,3 +317,14 @@ def test_grafana_dashboards_parse_and_are_provisioned():
     )
     mounted = [v for v in COMPOSE["services"]["grafana"]["volumes"] if "grafana/dashboards" in v]
     assert mounted[0].split(":")[1] == provider["providers"][0]["options"]["path"]
+
+
+def test_the_auth_image_starts_node_as_the_local_stack_does():
+    """One way to start the auth server (lectern_dev.stack.AUTH_COMMAND, with its V8 flags):
+    the image's CMD and `npm start` run the same command line as `make run` and the tests."""
+    cmd = [rest for keyword, rest in instructions("services/auth/Dockerfile") if keyword == "CMD"]
+    assert [json.loads(c) for c in cmd] == [list(AUTH_COMMAND)]
+    package = json.loads((ROOT / "services" / "auth" / "package.json").read_text())
+    assert shlex.split(package["scripts"]["start"]) == list(AUTH_COMMAND)
+    assert auth_command()[:-1] == list(AUTH_COMMAND[:-1])
+    assert auth_command()[-1].endswith("/services/auth/server.mjs")

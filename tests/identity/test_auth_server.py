@@ -5,10 +5,9 @@ from __future__ import annotations
 import httpx
 import jwt as pyjwt
 
-from lectern_dev import REPO_ROOT
 from lectern_dev.harness.readers import auth_request, new_reader, sign_in, sign_up
 from lectern_dev.harness.replicas import wait_for_http
-from lectern_dev.stack import Process, Stack, free_port
+from lectern_dev.stack import Process, Stack, auth_command, free_port
 
 
 def test_sign_up_returns_a_session_token_and_a_jwt_for_the_new_reader(
@@ -71,7 +70,7 @@ def test_better_auths_own_429_says_when_to_come_back(stack: Stack):
     port = free_port()
     auth = Process(
         "auth-rate-limited",
-        ["node", str(REPO_ROOT / "services" / "auth" / "server.mjs")],
+        auth_command(),
         env={**stack.env_of("auth"), "AUTH_PORT": str(port), "AUTH_RATE_LIMIT": "on"},
         log=stack.logs / "auth-rate-limited.log",
     )

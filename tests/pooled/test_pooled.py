@@ -23,7 +23,7 @@ from lectern_dev.harness.database import create_database, drop_database, run_sql
 from lectern_dev.harness.pgbouncer import PgBouncer
 from lectern_dev.harness.replicas import wait_for_http
 from lectern_dev.harness.services import model_calls
-from lectern_dev.stack import Process, Stack, free_port
+from lectern_dev.stack import Process, Stack, auth_command, free_port
 
 PYTHON_SERVICES = ("chat", "retrieval", "profile", "summary")
 SOURCE = "pooled-robots"
@@ -73,7 +73,7 @@ def test_two_replicas_of_every_service_migrate_one_fresh_database_at_once(
                 processes.append((process, f"http://127.0.0.1:{port}/ready"))
             port = free_port()
             env = {**stack.env_of("auth"), "DATABASE_URL": pooled, "AUTH_PORT": str(port)}
-            args = ["node", str(REPO_ROOT / "services" / "auth" / "server.mjs")]
+            args = auth_command()
             process = Process(f"auth-{replica}", args, env=env, log=tmp_path / f"auth-{replica}")
             processes.append((process, f"http://127.0.0.1:{port}/api/auth/ok"))
         for process, ready in processes:

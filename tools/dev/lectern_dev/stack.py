@@ -29,6 +29,17 @@ import yaml
 from lectern_dev import REPO_ROOT
 
 SERVICES = ("retrieval", "profile", "chat", "summary")
+# How the auth server is started, here and in its image (services/auth/Dockerfile, package.json:
+# tests/test_deploy.py checks they agree). `--optimize-for-size`: V8 keeps its heap near the live
+# set instead of growing it lazily; without it an idle server's RSS rose ~6% in 10 minutes with a
+# flat live heap, and sign-in and get-session were no slower with it (docs/reliability.md, Soak).
+AUTH_COMMAND = ("node", "--optimize-for-size", "server.mjs")
+AUTH_SERVER = REPO_ROOT / "services" / "auth" / "server.mjs"
+
+
+def auth_command() -> list[str]:
+    """The command line that starts the auth server from this checkout."""
+    return [*AUTH_COMMAND[:-1], str(AUTH_SERVER)]
 
 
 def free_port() -> int:
@@ -382,8 +393,7 @@ class Stack:
                 self.env_of(name),
             )
         elif name == "auth":
-            server = REPO_ROOT / "services" / "auth" / "server.mjs"
-            self._spawn(name, ["node", str(server)], self.env_of(name))
+            self._spawn(name, auth_command(), self.env_of(name))
         elif name == "gateway":
             traefik = shutil.which("traefik", path=str(Path(sys.executable).parent))
             if not traefik:
@@ -406,7 +416,7 @@ class Stack:
                 self.start_process("fake_gemini")
             for name in c.services:
                 self.start_service(name)
-            if c.with_auth and (REPO_ROOT / "services" / "auth" / "server.mjs").exists():
+            if c.with_auth and AUTH_SERVER.exists():
                 self.start_process("auth")
             if c.with_gateway:
                 # Traefik marks a backend down until its next health check (10 s later) when the
